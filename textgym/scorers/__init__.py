@@ -1,0 +1,1 @@
+"""Extrinsic scorers: sentiment, toxicity, summary quality, and any transformers classifier."""

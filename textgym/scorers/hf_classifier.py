@@ -1,0 +1,62 @@
+"""Any transformers sequence-classification model as a scorer: the probability of one of its labels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from textgym.error import ModelLoadError, unknown_name
+
+
+class ClassifierScorer:
+    """Probability of one label of a transformers sequence classifier.
+
+    Single-label models (``problem_type`` not multi-label) are read with a softmax, multi-label ones with a
+    sigmoid per label, as the model was trained.
+
+    Args:
+        model: A model hub id or local folder of a sequence-classification model.
+        label: The label whose probability is the score, as named in the model's ``id2label`` (case-insensitive).
+        batch_size: Texts per forward pass.
+        max_length: Texts are truncated to this many tokens.
+    """
+
+    def __init__(self, model: str, label: str, batch_size: int = 32, max_length: int = 512) -> None:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model)
+            self.model = AutoModelForSequenceClassification.from_pretrained(model).eval()
+        except Exception as error:
+            raise ModelLoadError(
+                f"Could not load the classifier {model!r}: {type(error).__name__}: {error}. Pass a local folder or "
+                "a model hub id of a sequence-classification model (the hub needs network access)."
+            ) from error
+        labels = {name.lower(): index for index, name in self.model.config.id2label.items()}
+        if label.lower() not in labels:
+            raise unknown_name("label", label, self.model.config.id2label.values(), hint=f"(model {model!r})")
+        self.label_index = labels[label.lower()]
+        self.multi_label = self.model.config.problem_type == "multi_label_classification"
+        self.batch_size = batch_size
+        self.max_length = max_length
+        if self.tokenizer.pad_token_id is None:  # Batching needs one; set it on our own copy's config only.
+            self.tokenizer = AutoTokenizer.from_pretrained(model, pad_token=self.tokenizer.eos_token)
+        if self.model.config.pad_token_id is None:
+            self.model.config.pad_token_id = self.tokenizer.pad_token_id
+
+    def __call__(self, texts: Sequence[str]) -> list[float]:
+        """Returns the chosen label's probability for each text."""
+        import torch
+
+        out = np.empty(len(texts), dtype=np.float64)
+        for start in range(0, len(texts), self.batch_size):
+            chunk = list(texts[start : start + self.batch_size])
+            batch = self.tokenizer(
+                chunk, return_tensors="pt", padding=True, truncation=True, max_length=self.max_length
+            )
+            with torch.inference_mode():
+                logits = self.model(**batch).logits.double()
+            probs = logits.sigmoid() if self.multi_label else logits.softmax(-1)
+            out[start : start + len(chunk)] = probs[:, self.label_index].numpy()
+        return out.tolist()

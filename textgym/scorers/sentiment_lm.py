@@ -1,0 +1,132 @@
+"""Sentiment scoring with a causal LM: a few-shot completion prompt and the logits of " positive" / " negative".
+
+No packaged neural sentiment classifier exists offline, so the default sentiment scorer asks the default LM. The
+prompt shows a few labelled reviews and ends with ``Sentiment:``; the probability of positive is the softmax over
+the next-token logits of the two label words. Small LMs favour one label whatever the input, so the margin is
+re-centred (in the spirit of contextual calibration, Zhao et al., 2021): the mean margin of a small balanced
+calibration set is subtracted, so that a balanced set splits around 0.5. Content-free inputs ("N/A") were tried as
+the reference point first and made the accuracy worse (0.875 against 0.896 uncalibrated). Accuracy on the
+project's labelled set is in the README and ``benchmarks/results/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from textgym.models import DEFAULT_POLICY_MODEL, load_causal_lm, load_tokenizer
+
+FEW_SHOT_EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("The story drags, the jokes fall flat and I checked my watch every ten minutes.", "negative"),
+    ("A warm, funny film with a cast that clearly loved making it.", "positive"),
+    ("Cheap effects and wooden acting sink what could have been a fun idea.", "negative"),
+    ("I was moved to tears by the ending and can't wait to see it again.", "positive"),
+)
+"""Labelled examples written for this prompt; none is in the evaluation set."""
+
+CALIBRATION_SET: tuple[tuple[str, str], ...] = (
+    ("Every scene feels rushed and the dialogue is painfully clumsy.", "negative"),
+    ("The music, the colours and the cast all come together beautifully.", "positive"),
+    ("I left halfway through and did not regret it.", "negative"),
+    ("It is a small film, but an honest and touching one.", "positive"),
+    ("The plot twists are obvious from the first ten minutes.", "negative"),
+    ("A clever script that respects its audience.", "positive"),
+    ("Two hours of my life I will never get back.", "negative"),
+    ("The lead gives the best performance of her career.", "positive"),
+    ("The sequel takes everything good about the original and throws it away.", "negative"),
+    ("My whole family laughed from beginning to end.", "positive"),
+    ("Dull, loud and far too long.", "negative"),
+    ("One of the most gripping thrillers I have seen in years.", "positive"),
+    ("The characters are so flat that I stopped caring about any of them.", "negative"),
+    ("Gorgeous to look at and surprisingly thoughtful.", "positive"),
+    ("Even the talented cast cannot save this mess of a story.", "negative"),
+    ("I would happily watch it again tomorrow.", "positive"),
+)
+"""A balanced labelled set, written for calibration only and disjoint from the evaluation set: the mean margin of
+a balanced set is where the scorer should say 0.5, so it is subtracted from every margin."""
+
+
+class LMSentimentScorer:
+    """Probability that a text is positive, from a causal LM's few-shot label logits.
+
+    Args:
+        model: A named causal LM, a local folder or a model hub id.
+        batch_size: Texts per forward pass.
+        calibrate: Subtract the mean margin of :data:`CALIBRATION_SET`.
+        max_text_tokens: Texts are cut to their last this many tokens before they go into the prompt.
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_POLICY_MODEL,
+        batch_size: int = 16,
+        calibrate: bool = True,
+        max_text_tokens: int = 256,
+    ) -> None:
+        self.model_name = model
+        self.batch_size = batch_size
+        self.max_text_tokens = max_text_tokens
+        self.model = load_causal_lm(model)
+        self.tokenizer = load_tokenizer(model)
+        self._prefix = "".join(f"Review: {text}\nSentiment: {label}\n\n" for text, label in FEW_SHOT_EXAMPLES)
+        self._label_ids = [self._first_token(" positive"), self._first_token(" negative")]
+        self._prefix_ids, self._prefix_cache = self._encode_prefix()
+        self.bias = float(np.mean(self.margins([text for text, _ in CALIBRATION_SET]))) if calibrate else 0.0
+
+    def _first_token(self, word: str) -> int:
+        return self.tokenizer(word, add_special_tokens=False).input_ids[0]
+
+    def _encode_prefix(self):
+        """Runs the few-shot prefix once; every batch reuses its key/value cache."""
+        import torch
+
+        ids = self.tokenizer(self._prefix, return_tensors="pt").input_ids
+        with torch.inference_mode():
+            cache = self.model(input_ids=ids, use_cache=True).cache
+        return ids, cache
+
+    def _query_ids(self, text: str) -> list[int]:
+        """Token ids of the part after the prefix: the text, cut to its last tokens, and the question."""
+        ids = self.tokenizer(f"Review: {' '.join(text.split())}", add_special_tokens=False).input_ids
+        head = self.tokenizer("Review:", add_special_tokens=False).input_ids
+        if len(ids) - len(head) > self.max_text_tokens:
+            ids = head + ids[-self.max_text_tokens :]
+        return ids + self.tokenizer("\nSentiment:", add_special_tokens=False).input_ids
+
+    def margins(self, texts: Sequence[str]) -> np.ndarray:
+        """Returns the uncalibrated logit margin (positive minus negative) of each text."""
+        import copy
+
+        import torch
+
+        out = np.empty(len(texts), dtype=np.float64)
+        prefix_len = self._prefix_ids.shape[1]
+        for start in range(0, len(texts), self.batch_size):
+            queries = [self._query_ids(text) for text in texts[start : start + self.batch_size]]
+            width = max(len(q) for q in queries)
+            ids = torch.full((len(queries), width), self.tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(queries), width), dtype=torch.long)
+            for row, query in enumerate(queries):  # Left-padded, so every row's question ends the batch.
+                ids[row, width - len(query) :] = torch.tensor(query)
+                mask[row, width - len(query) :] = 1
+            cache = copy.deepcopy(self._prefix_cache)
+            cache.batch_repeat_interleave(len(queries))
+            full_mask = torch.cat([torch.ones((len(queries), prefix_len), dtype=torch.long), mask], dim=1)
+            positions = prefix_len + (mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.inference_mode():
+                logits = self.model(
+                    input_ids=ids,
+                    attention_mask=full_mask,
+                    position_ids=positions,
+                    cache=cache,
+                    logits_to_keep=1,
+                ).logits[:, -1]
+            pair = logits[:, self._label_ids].double()
+            out[start : start + len(queries)] = (pair[:, 0] - pair[:, 1]).numpy()
+        return out
+
+    def __call__(self, texts: Sequence[str]) -> list[float]:
+        """Returns P(positive) of each text."""
+        margins = self.margins(texts) - self.bias
+        return (1.0 / (1.0 + np.exp(-margins))).tolist()

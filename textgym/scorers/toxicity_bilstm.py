@@ -1,0 +1,422 @@
+"""A PyTorch port of the Jigsaw toxic-comment BiLSTM shipped in ``toxic-comment-classifier==0.3.0``.
+
+The PyPI package ``toxic-comment-classifier`` ships a small Keras model trained on the Jigsaw toxic-comment data
+set together with its Keras ``Tokenizer``. Its Python module imports TensorFlow, so this module never imports it:
+it only locates the package's folder and reads two files from it,
+
+* ``model/model.weights.h5``: the Keras 3 weights, read with h5py;
+* ``model/tokenizer.pickle``: a pickled ``keras.preprocessing.text.Tokenizer``, unpickled with a stand-in class.
+
+The network is::
+
+    Input(100) -> Embedding(20000, 50) -> Bidirectional(LSTM(50, return_sequences=True))
+    -> GlobalMaxPooling1D -> Dense(50, relu) -> Dropout(0.1) -> Dense(6, sigmoid)
+
+and its six sigmoid outputs are the probabilities of :data:`TOXICITY_LABELS`. Texts are turned into word ids
+exactly as Keras' ``Tokenizer.texts_to_sequences`` does, then padded and truncated at the front to 100 ids, as
+Keras' ``pad_sequences`` does by default.
+
+Install the weights with ``pip install --no-deps toxic-comment-classifier==0.3.0`` (``--no-deps`` keeps
+TensorFlow out).
+
+Example:
+    >>> scorer = ToxicityScorer("toxic")
+    >>> scorer(["You are a stupid idiot and I hate you.", "Thank you for your help."])  # doctest: +SKIP
+    [0.997..., 0.004...]
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+from collections import OrderedDict, defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from textgym.error import MissingPackageError, ModelLoadError, unknown_name
+
+__all__ = [
+    "INSTALL_COMMAND",
+    "MAXLEN",
+    "TOXICITY_LABELS",
+    "KerasWordTokenizer",
+    "ToxicityBiLSTM",
+    "ToxicityScorer",
+    "find_toxicity_model_folder",
+    "load_toxicity_bilstm",
+]
+
+TOXICITY_LABELS: tuple[str, ...] = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
+"""The six Jigsaw labels, in the order of the model's outputs."""
+
+MAXLEN = 100
+"""Number of word ids the model reads per text."""
+
+VOCAB_SIZE = 20000
+EMBEDDING_DIM = 50
+LSTM_UNITS = 50
+DENSE_UNITS = 50
+
+PACKAGE = "toxic-comment-classifier==0.3.0"
+MODULE = "toxic_classifier"
+INSTALL_COMMAND = f"pip install --no-deps {PACKAGE}"
+"""The command that installs the weights without pulling in TensorFlow."""
+
+WEIGHTS_FILE = Path("model") / "model.weights.h5"
+TOKENIZER_FILE = Path("model") / "tokenizer.pickle"
+
+KERAS_DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
+
+
+# --------------------------------------------------------------------------------------------------- tokenizer
+
+
+class _PickledKerasObject:
+    """Stand-in for any Keras or TensorFlow class found in a pickle: it only keeps the pickled attributes."""
+
+
+class _TokenizerUnpickler(pickle.Unpickler):
+    """Unpickles a Keras ``Tokenizer`` without Keras, and refuses every class a tokenizer does not need."""
+
+    _ALLOWED = {
+        ("collections", "OrderedDict"): OrderedDict,
+        ("collections", "defaultdict"): defaultdict,
+        ("builtins", "int"): int,
+        ("builtins", "dict"): dict,
+        ("builtins", "list"): list,
+        ("builtins", "str"): str,
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.split(".")[0] in ("keras", "tensorflow", "tf_keras"):
+            return _PickledKerasObject
+        if (module, name) in self._ALLOWED:
+            return self._ALLOWED[(module, name)]
+        raise pickle.UnpicklingError(f"Refusing to load {module}.{name} from a tokenizer pickle.")
+
+
+class KerasWordTokenizer:
+    """Reproduces Keras' ``Tokenizer.texts_to_sequences`` and ``pad_sequences`` without Keras.
+
+    A text is lower-cased (when ``lower``), every character of ``filters`` is replaced by ``split``, the text is
+    split on ``split`` and empty pieces are dropped. Each word is then looked up in ``word_index``: words whose
+    index is ``>= num_words`` and words not in the index are dropped, or mapped to the index of ``oov_token``
+    when the tokenizer has one.
+
+    Args:
+        word_index: Word to id, ids starting at 1 (0 is padding).
+        num_words: Only ids below this are kept; ``None`` or 0 keeps them all.
+        filters: Characters replaced by ``split`` before splitting.
+        lower: Whether to lower-case texts first.
+        split: The separator that words are split on.
+        oov_token: The word whose id replaces unknown words; ``None`` drops unknown words.
+        char_level: Whether every character is a token (no filtering nor splitting), as in Keras.
+        maxlen: Length of the rows :meth:`encode_batch` returns.
+    """
+
+    def __init__(
+        self,
+        word_index: Mapping[str, int],
+        num_words: int | None = None,
+        filters: str = KERAS_DEFAULT_FILTERS,
+        lower: bool = True,
+        split: str = " ",
+        oov_token: str | None = None,
+        char_level: bool = False,
+        maxlen: int = MAXLEN,
+    ) -> None:
+        if maxlen < 1:
+            raise ValueError(f"maxlen must be at least 1, got {maxlen}.")
+        self.word_index: dict[str, int] = dict(word_index)
+        self.num_words = num_words
+        self.filters = filters
+        self.lower = lower
+        self.split = split
+        self.oov_token = oov_token
+        self.char_level = char_level
+        self.maxlen = maxlen
+        self.oov_index: int | None = self.word_index.get(oov_token) if oov_token is not None else None
+        self._translation = str.maketrans({character: split for character in filters})
+
+    @classmethod
+    def from_pickle(cls, path: str | Path, maxlen: int = MAXLEN) -> KerasWordTokenizer:
+        """Build the tokenizer from a pickled Keras ``Tokenizer``, without importing Keras.
+
+        Args:
+            path: The pickle file.
+            maxlen: Length of the rows :meth:`encode_batch` returns.
+
+        Returns:
+            The tokenizer.
+
+        Raises:
+            ModelLoadError: The file is not a pickled Keras word tokenizer this class can reproduce.
+        """
+        try:
+            with open(path, "rb") as handle:
+                state = _TokenizerUnpickler(handle).load()
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError) as error:
+            raise ModelLoadError(f"Could not read the Keras tokenizer {str(path)!r}: {error}") from error
+        attributes = vars(state) if isinstance(state, _PickledKerasObject) else None
+        if not attributes or "word_index" not in attributes:
+            raise ModelLoadError(f"{str(path)!r} does not hold a pickled Keras Tokenizer.")
+        if attributes.get("analyzer") is not None:
+            raise ModelLoadError(f"The Keras tokenizer in {str(path)!r} uses a custom analyzer, which is unsupported.")
+        return cls(
+            word_index=attributes["word_index"],
+            num_words=attributes.get("num_words"),
+            filters=attributes.get("filters", KERAS_DEFAULT_FILTERS),
+            lower=attributes.get("lower", True),
+            split=attributes.get("split", " "),
+            oov_token=attributes.get("oov_token"),
+            char_level=attributes.get("char_level", False),
+            maxlen=maxlen,
+        )
+
+    def words(self, text: str) -> list[str]:
+        """Split a text into words as Keras' ``text_to_word_sequence`` does (characters when ``char_level``).
+
+        Args:
+            text: The text.
+
+        Returns:
+            The words, lower-cased when ``lower``.
+        """
+        if self.lower:
+            text = text.lower()
+        if self.char_level:
+            return list(text)
+        return [word for word in text.translate(self._translation).split(self.split) if word]
+
+    def encode(self, text: str) -> list[int]:
+        """Turn one text into word ids, as Keras' ``texts_to_sequences`` does; no padding.
+
+        Args:
+            text: The text.
+
+        Returns:
+            The ids of the text's known words, in order.
+        """
+        ids = []
+        for word in self.words(text):
+            index = self.word_index.get(word)
+            if index is not None and not (self.num_words and index >= self.num_words):
+                ids.append(index)
+            elif self.oov_index is not None:
+                ids.append(self.oov_index)
+        return ids
+
+    __call__ = encode
+
+    def encode_batch(self, texts: Sequence[str], maxlen: int | None = None) -> np.ndarray:
+        """Encode texts into one padded array, padded and truncated at the front as ``pad_sequences`` does.
+
+        Args:
+            texts: The texts.
+            maxlen: Row length; defaults to the tokenizer's ``maxlen``.
+
+        Returns:
+            An int64 array of shape ``(len(texts), maxlen)``: each row holds the last ``maxlen`` ids of its text,
+            after leading zeros when the text has fewer.
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode_batch takes a sequence of texts, not a single string.")
+        maxlen = self.maxlen if maxlen is None else maxlen
+        batch = np.zeros((len(texts), maxlen), dtype=np.int64)
+        for row, text in enumerate(texts):
+            ids = self.encode(text)[-maxlen:]
+            if ids:
+                batch[row, maxlen - len(ids) :] = ids
+        return batch
+
+
+# --------------------------------------------------------------------------------------------------- model
+
+
+class ToxicityBiLSTM(nn.Module):
+    """The Keras toxic-comment BiLSTM, in PyTorch.
+
+    Args:
+        vocab_size: Rows of the embedding table.
+        embedding_dim: Width of the word embeddings.
+        lstm_units: Units of each LSTM direction.
+        dense_units: Units of the hidden dense layer.
+        num_labels: Number of sigmoid outputs.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int = VOCAB_SIZE,
+        embedding_dim: int = EMBEDDING_DIM,
+        lstm_units: int = LSTM_UNITS,
+        dense_units: int = DENSE_UNITS,
+        num_labels: int = len(TOXICITY_LABELS),
+    ) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.lstm = nn.LSTM(embedding_dim, lstm_units, batch_first=True, bidirectional=True)
+        self.hidden = nn.Linear(2 * lstm_units, dense_units)
+        self.output = nn.Linear(dense_units, num_labels)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Score padded word ids.
+
+        Args:
+            ids: Long tensor of shape ``(N, T)`` (``T`` is 100 for the trained model), front-padded with 0.
+
+        Returns:
+            Probabilities of shape ``(N, num_labels)``.
+        """
+        states, _ = self.lstm(self.embedding(ids))  # (N, T, 2 * units), padding included as Keras does.
+        pooled = states.max(dim=1).values
+        return torch.sigmoid(self.output(torch.relu(self.hidden(pooled))))
+
+    def load_keras_weights(self, path: str | Path) -> None:
+        """Copy the weights of the Keras 3 ``model.weights.h5`` file into this module.
+
+        Keras kernels are ``(input, output)`` and are transposed; the LSTM gate order (i, f, c, o) is torch's
+        (i, f, g, o); Keras' single LSTM bias goes to ``bias_ih`` and ``bias_hh`` is zeroed.
+
+        Args:
+            path: The h5 file.
+
+        Raises:
+            ModelLoadError: The file cannot be read or lacks a weight, or a weight has the wrong shape.
+        """
+        import h5py
+
+        def load(handle: h5py.File, name: str) -> torch.Tensor:
+            if name not in handle:
+                raise ModelLoadError(f"{str(path)!r} has no dataset {name!r}; is it the toxic-comment model?")
+            return torch.from_numpy(np.asarray(handle[name], dtype=np.float32))
+
+        def put(parameter: torch.Tensor, value: torch.Tensor, name: str) -> None:
+            if parameter.shape != value.shape:
+                raise ModelLoadError(
+                    f"{str(path)!r}: {name!r} has shape {tuple(value.shape)}, expected {tuple(parameter.shape)}."
+                )
+            parameter.copy_(value)
+
+        try:
+            handle = h5py.File(path, "r")
+        except OSError as error:
+            raise ModelLoadError(f"Could not read the Keras weights {str(path)!r}: {error}") from error
+        with handle, torch.no_grad():
+            put(self.embedding.weight, load(handle, "layers/embedding/vars/0"), "embedding")
+            for suffix, direction in (("", "forward_layer"), ("_reverse", "backward_layer")):
+                prefix = f"layers/bidirectional/{direction}/cell/vars"
+                put(getattr(self.lstm, f"weight_ih_l0{suffix}"), load(handle, f"{prefix}/0").T, f"{prefix}/0")
+                put(getattr(self.lstm, f"weight_hh_l0{suffix}"), load(handle, f"{prefix}/1").T, f"{prefix}/1")
+                put(getattr(self.lstm, f"bias_ih_l0{suffix}"), load(handle, f"{prefix}/2"), f"{prefix}/2")
+                getattr(self.lstm, f"bias_hh_l0{suffix}").zero_()
+            for layer, group in ((self.hidden, "dense"), (self.output, "dense_1")):
+                put(layer.weight, load(handle, f"layers/{group}/vars/0").T, f"layers/{group}/vars/0")
+                put(layer.bias, load(handle, f"layers/{group}/vars/1"), f"layers/{group}/vars/1")
+
+
+def find_toxicity_model_folder() -> Path:
+    """Find the folder of the installed ``toxic_classifier`` package without importing it (it needs TensorFlow).
+
+    Returns:
+        The package's folder.
+
+    Raises:
+        MissingPackageError: The package is not installed.
+    """
+    spec = importlib.util.find_spec(MODULE)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise MissingPackageError(
+            f"The toxicity BiLSTM needs the weights of the {PACKAGE!r} package, which is not installed. "
+            f"Install them with: {INSTALL_COMMAND} (--no-deps keeps TensorFlow out; it is not needed)."
+        )
+    return Path(locations[0])
+
+
+def load_toxicity_bilstm(folder: str | Path | None = None) -> tuple[ToxicityBiLSTM, KerasWordTokenizer]:
+    """Load the toxic-comment BiLSTM and its tokenizer.
+
+    Args:
+        folder: The ``toxic_classifier`` package folder (holding ``model/model.weights.h5`` and
+            ``model/tokenizer.pickle``); defaults to the installed package's folder.
+
+    Returns:
+        The model, in eval mode with float32 weights on the CPU, and its tokenizer.
+
+    Raises:
+        MissingPackageError: ``folder`` is None and ``toxic-comment-classifier`` is not installed.
+        ModelLoadError: The folder lacks the files, or they cannot be read.
+    """
+    folder = find_toxicity_model_folder() if folder is None else Path(folder)
+    weights, tokenizer_file = folder / WEIGHTS_FILE, folder / TOKENIZER_FILE
+    missing = [str(path) for path in (weights, tokenizer_file) if not path.is_file()]
+    if missing:
+        raise ModelLoadError(
+            f"Missing toxicity model file(s): {', '.join(missing)}. Reinstall the package with: {INSTALL_COMMAND}"
+        )
+    tokenizer = KerasWordTokenizer.from_pickle(tokenizer_file)
+    model = ToxicityBiLSTM()
+    model.load_keras_weights(weights)
+    model.to(torch.float32).eval()
+    return model, tokenizer
+
+
+# --------------------------------------------------------------------------------------------------- scorer
+
+
+class ToxicityScorer:
+    """Scores texts with the toxic-comment BiLSTM.
+
+    Args:
+        label: Which of :data:`TOXICITY_LABELS` :meth:`__call__` returns.
+        batch_size: How many texts go through the model at once.
+
+    Raises:
+        UnknownNameError: ``label`` is not one of :data:`TOXICITY_LABELS`.
+        ValueError: ``batch_size`` is below 1.
+        MissingPackageError: ``toxic-comment-classifier`` is not installed.
+    """
+
+    def __init__(self, label: str = "toxic", batch_size: int = 64) -> None:
+        if label not in TOXICITY_LABELS:
+            raise unknown_name("toxicity label", label, TOXICITY_LABELS)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        self.label = label
+        self.label_index = TOXICITY_LABELS.index(label)
+        self.batch_size = batch_size
+        self.model, self.tokenizer = load_toxicity_bilstm()
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities of all six labels.
+
+        Args:
+            texts: The texts.
+
+        Returns:
+            A float64 array of shape ``(len(texts), 6)``, columns in the order of :data:`TOXICITY_LABELS`.
+        """
+        ids = self.tokenizer.encode_batch(texts)
+        device = self.model.embedding.weight.device
+        probabilities = np.empty((len(ids), len(TOXICITY_LABELS)), dtype=np.float64)
+        with torch.inference_mode():
+            for start in range(0, len(ids), self.batch_size):
+                batch = torch.from_numpy(ids[start : start + self.batch_size]).to(device)
+                probabilities[start : start + len(batch)] = self.model(batch).double().cpu().numpy()
+        return probabilities
+
+    def __call__(self, texts: Sequence[str]) -> list[float]:
+        """Probability of the chosen label for each text.
+
+        Args:
+            texts: The texts.
+
+        Returns:
+            One probability per text.
+        """
+        return self.predict(texts)[:, self.label_index].tolist()

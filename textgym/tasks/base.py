@@ -1,0 +1,113 @@
+"""What a task is: a prompt source, a batched extrinsic scorer and a description.
+
+A task knows nothing of environments or agents. Its scorer is a plain batched callable
+``(items, completions) -> list[float]``, one sparse score per finished text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from textgym.error import DataError
+
+SPLITS = ("train", "eval")
+
+
+@dataclass(frozen=True)
+class PromptItem:
+    """One task input.
+
+    Attributes:
+        source: The task input as written: a review opening, a hostile opening, a post.
+        reference: A reference output where the task has one (a summary), else ``None``.
+        meta: Any other fields of the data row (title, topic, ...).
+    """
+
+    source: str
+    reference: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+Scorer = Callable[[Sequence[PromptItem], Sequence[str]], list[float]]
+"""A batched extrinsic scorer: one score per (item, completion) pair."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """A text-generation task.
+
+    Attributes:
+        name: Short name, e.g. ``"sentiment"``.
+        description: One line for listings.
+        prompt_template: How an item becomes the policy's prompt; ``{source}`` is replaced by the item's source.
+        default_max_new_tokens: Episode length limit unless the user sets one.
+        default_prompt_budget: Observation tokens reserved for the prompt; longer prompts are cut at the left.
+        default_scorer: Name of the default scorer.
+    """
+
+    name: str
+    description: str
+    prompt_template: str
+    default_max_new_tokens: int
+    default_prompt_budget: int
+    default_scorer: str
+
+    def format_prompt(self, item: PromptItem) -> str:
+        """Returns the text the policy sees before it writes."""
+        return self.prompt_template.format(source=item.source)
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Reads a JSON-lines file, with an error that names the file and line of a malformed row."""
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                message = f"{path}:{number} is not valid JSON ({error.msg}); each line must be one object."
+                raise DataError(message) from error
+    return rows
+
+
+def embedded_data(name: str) -> Path:
+    """Returns the path of one of the package's embedded data files, e.g. ``"detox_prompts.jsonl"``."""
+    return Path(str(resources.files("textgym") / "data" / name))
+
+
+def load_items(path: str | Path, split: str, source_key: str, reference_key: str | None = None) -> list[PromptItem]:
+    """Loads the items of one split from a JSON-lines file.
+
+    Rows without a ``split`` field belong to every split, so a user's own file of prompts needs no split.
+
+    Args:
+        path: The file.
+        split: ``"train"`` or ``"eval"``.
+        source_key: The field holding the task input.
+        reference_key: The field holding the reference output, if the task has one.
+
+    Raises:
+        DataError: An unknown split, a missing field, or no rows for the split.
+    """
+    if split not in SPLITS:
+        raise DataError(f"Unknown split {split!r}; use one of {SPLITS}.")
+    items = []
+    for number, row in enumerate(read_jsonl(path), start=1):
+        if row.get("split", split) != split:
+            continue
+        missing = [key for key in (source_key, reference_key) if key and key not in row]
+        if missing:
+            raise DataError(f"{path}: row {number} has no {missing[0]!r} field; every row needs one.")
+        reference = row[reference_key] if reference_key else None
+        meta = {key: value for key, value in row.items() if key not in (source_key, reference_key, "split")}
+        items.append(PromptItem(row[source_key], reference, meta))
+    if not items:
+        raise DataError(f"{path} has no rows for split {split!r}.")
+    return items
