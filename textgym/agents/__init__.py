@@ -1,0 +1,1 @@
+"""Agents and policies that act on textgym's environments."""

@@ -1,0 +1,136 @@
+"""The ``textgym`` command line: ``textgym list`` and ``textgym rollout``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_ROLLOUT_IDS = ("TextSentiment-sparse-v0", "TextDetox-sparse-v0", "TextSummarize-sparse-v0")
+
+
+def _describe(env_id: str) -> str:
+    import gymnasium as gym
+
+    from textgym.tasks import get_task
+
+    spec = gym.spec(env_id)
+    task = get_task(spec.kwargs["task"])
+    return f"{task.description} Sparse extrinsic reward on the last token."
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Prints every registered textgym id with one line on it."""
+    from textgym import registered_ids
+
+    ids = registered_ids()
+    width = max(len(env_id) for env_id in ids)
+    for env_id in ids:
+        print(f"{env_id:<{width}}  {_describe(env_id)}")
+    return 0
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    """Rolls the policy out on each id, prints a table of mean extrinsic reward, writes JSON and a plot."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from textgym.rollout import rollout, summarize, to_json
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    env_kwargs = {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
+    results, episodes = {}, []
+    for env_id in args.env_ids:
+        records, seconds = rollout(
+            env_id,
+            episodes=args.episodes,
+            batch_size=args.batch_size,
+            policy=args.policy,
+            seed=args.seed,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            env_kwargs=env_kwargs,
+        )
+        results[env_id] = {**summarize(records), "seconds": seconds}
+        episodes += to_json(records)
+
+    table = Table(title=f"Extrinsic reward of {args.policy} (sampling, T={args.temperature}, top-p={args.top_p})")
+    for column in ("environment", "episodes", "mean reward", "std", "new tokens", "seconds"):
+        table.add_column(column, justify="left" if column == "environment" else "right", no_wrap=True)
+    for env_id, row in results.items():
+        table.add_row(
+            env_id,
+            str(row["episodes"]),
+            f"{row['reward_mean']:.3f}",
+            f"{row['reward_std']:.3f}",
+            f"{row['new_tokens_mean']:.1f}",
+            f"{row['seconds']:.1f}",
+        )
+    Console().print(table)
+    summary = {"args": vars(args) | {"func": None}, "results": results}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "episodes.json").write_text(json.dumps(episodes, indent=2, ensure_ascii=False))
+    _plot(results, episodes, out / "rollout.png", args.policy)
+    print(f"Wrote {out / 'summary.json'}, {out / 'episodes.json'} and {out / 'rollout.png'}")
+    return 0
+
+
+def _plot(results: dict, episodes: list[dict], path: Path, policy: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    ids = list(results)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for x, env_id in enumerate(ids):
+        rewards = [episode["reward"] for episode in episodes if episode["env_id"] == env_id]
+        jitter = np.linspace(-0.15, 0.15, len(rewards))
+        ax.scatter(x + jitter, rewards, s=12, alpha=0.5, color="tab:gray")
+        ax.errorbar(x, results[env_id]["reward_mean"], yerr=results[env_id]["reward_std"], fmt="o", capsize=6)
+    ax.set_xticks(range(len(ids)), ids, fontsize=8)
+    ax.set_ylabel("extrinsic reward per episode")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title(f"Untrained policy {policy}: mean ± std and each episode")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``textgym`` command."""
+    parser = argparse.ArgumentParser(prog="textgym", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="print every registered environment id").set_defaults(func=cmd_list)
+    roll = commands.add_parser("rollout", help="roll a policy out on environments and report the extrinsic reward")
+    roll.add_argument("env_ids", nargs="*", default=list(DEFAULT_ROLLOUT_IDS), help="environment ids")
+    roll.add_argument("--episodes", type=int, default=16, help="episodes per environment")
+    roll.add_argument("--batch-size", type=int, default=8, help="environments stepped together")
+    roll.add_argument("--policy", default="smollm2-135m-instruct", help="named model, folder or hub id")
+    roll.add_argument("--seed", type=int, default=0)
+    roll.add_argument("--temperature", type=float, default=1.0)
+    roll.add_argument("--top-p", type=float, default=0.9)
+    roll.add_argument("--max-new-tokens", type=int, default=None, help="override the task's length limit")
+    roll.add_argument("--out", default="runs/rollout", help="folder for summary.json, episodes.json, rollout.png")
+    roll.set_defaults(func=cmd_rollout)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``textgym`` command."""
+    import textgym  # noqa: F401  (registers the ids)
+    from textgym.error import TextGymError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TextGymError as error:
+        print(f"textgym: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
