@@ -1,0 +1,140 @@
+"""Tests of the few-shot LM sentiment scorer (textgym.scorers.sentiment_lm) with the default SmolLM2 model.
+
+The model is slow on CPU, so the calibrated scorer is built once per module and the tests share its outputs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from textgym.scorers.sentiment_lm import CALIBRATION_SET, FEW_SHOT_EXAMPLES, LMSentimentScorer
+from textgym.tasks.base import embedded_data
+
+# Written for these tests; none is in the data files, the few-shot prompt or the calibration set.
+POSITIVE = [
+    "An absolute delight from start to finish, funny, warm and beautifully acted.",
+    "I loved every minute of this wonderful film and will recommend it to all my friends.",
+    "A brilliant, uplifting story with a superb cast and a gorgeous score.",
+    "Easily the best movie I have seen this year; it left me smiling for days.",
+    "Charming, clever and heartfelt, a true masterpiece.",
+]
+NEGATIVE = [
+    "A boring, ugly mess with terrible acting and a story that makes no sense.",
+    "I hated every minute of this awful film and want my money back.",
+    "The worst movie I have seen in years, dull, stupid and painfully long.",
+    "Lazy writing, awful dialogue and a cast that clearly did not care.",
+    "A tedious, miserable disaster that I would not wish on anyone.",
+]
+TEXTS = POSITIVE + NEGATIVE
+
+
+@pytest.fixture(scope="module")
+def scorer() -> LMSentimentScorer:
+    return LMSentimentScorer()
+
+
+@pytest.fixture(scope="module")
+def uncalibrated() -> LMSentimentScorer:
+    # batch_size=4 over the ten texts gives chunks of 4, 4 and 2 with different padding in each.
+    return LMSentimentScorer(calibrate=False, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def margins(uncalibrated: LMSentimentScorer) -> np.ndarray:
+    return uncalibrated.margins(TEXTS)
+
+
+@pytest.fixture(scope="module")
+def scores(scorer: LMSentimentScorer, margins: np.ndarray) -> np.ndarray:
+    return np.asarray(scorer(TEXTS))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_test_sentences_are_not_in_prompt_calibration_or_data() -> None:
+    prompt_texts = {text for text, _ in FEW_SHOT_EXAMPLES + CALIBRATION_SET}
+    data_texts = set()
+    for name in ("sentiment_labelled.jsonl", "sentiment_prompts.jsonl"):
+        with open(embedded_data(name), encoding="utf-8") as handle:
+            data_texts |= {json.loads(line)["text"] for line in handle if line.strip()}
+    assert not set(TEXTS) & (prompt_texts | data_texts)
+
+
+def test_positive_scores_above_negative(scores: np.ndarray) -> None:
+    positive, negative = scores[: len(POSITIVE)], scores[len(POSITIVE) :]
+    assert positive.mean() - negative.mean() > 0.5
+    assert (positive > 0.5).all()
+    assert (negative < 0.5).all()
+
+
+def test_outputs_are_probabilities(scorer: LMSentimentScorer, scores: np.ndarray) -> None:
+    assert scores.shape == (len(TEXTS),)
+    assert ((scores >= 0) & (scores <= 1)).all()
+    odd = scorer(["", "   ", "🙂🙂🙂 ¡Qué película! 映画", "ok"])
+    assert len(odd) == 4
+    assert all(type(value) is float and 0.0 <= value <= 1.0 for value in odd)
+    assert scorer([]) == []
+
+
+def test_calibrated_score_is_sigmoid_of_shifted_margin(
+    scorer: LMSentimentScorer, margins: np.ndarray, scores: np.ndarray
+) -> None:
+    assert scorer.bias != 0.0
+    np.testing.assert_allclose(scores, _sigmoid(margins - scorer.bias), rtol=0, atol=1e-4)
+
+
+def test_uncalibrated_has_zero_bias(uncalibrated: LMSentimentScorer, margins: np.ndarray) -> None:
+    assert uncalibrated.bias == 0.0
+    np.testing.assert_allclose(uncalibrated(TEXTS[:3]), _sigmoid(margins[:3]), rtol=0, atol=1e-4)
+
+
+def test_batch_equals_one_at_a_time(uncalibrated: LMSentimentScorer, margins: np.ndarray) -> None:
+    single = np.array([uncalibrated.margins([text])[0] for text in TEXTS])
+    np.testing.assert_allclose(margins, single, rtol=0, atol=1e-4)
+    assert np.ptp(margins) > 1.0  # The texts differ, so a batch that mixed rows up would show.
+
+
+def test_long_text_is_cut_to_its_last_tokens(uncalibrated: LMSentimentScorer) -> None:
+    tokenizer = uncalibrated.tokenizer
+    tail = "A warm, wonderful film that I loved."
+    tail_ids = tokenizer(" " + tail, add_special_tokens=False).input_ids
+    long = "Terrible, boring, awful mess of a film. " * 20 + tail
+    cut = LMSentimentScorer(calibrate=False, max_text_tokens=len(tail_ids))
+    assert len(tokenizer(long, add_special_tokens=False).input_ids) > 10 * cut.max_text_tokens
+    # The cut keeps exactly the tail's tokens after "Review:".
+    assert cut._query_ids(long) == cut._query_ids(tail)
+    head = tokenizer("Review:", add_special_tokens=False).input_ids
+    assert cut._query_ids(long)[len(head) : len(head) + len(tail_ids)] == tail_ids
+    long_score, tail_score = cut([long]), cut([tail])
+    assert long_score == pytest.approx(tail_score, abs=1e-6)
+    # Without the cut the negative opening counts, so the cut made a difference.
+    assert abs(uncalibrated([long])[0] - tail_score[0]) > 1e-3
+
+
+def test_query_is_bounded_for_very_long_text(scorer: LMSentimentScorer) -> None:
+    tokenizer = scorer.tokenizer
+    extra = len(tokenizer("Review:", add_special_tokens=False).input_ids)
+    extra += len(tokenizer("\nSentiment:", add_special_tokens=False).input_ids)
+    ids = scorer._query_ids("word " * 5000)
+    assert len(ids) == scorer.max_text_tokens + extra
+
+
+@pytest.mark.slow
+def test_accuracy_on_labelled_set(scorer: LMSentimentScorer) -> None:
+    with open(embedded_data("sentiment_labelled.jsonl"), encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    assert len(rows) >= 200
+    predicted = np.asarray(scorer([row["text"] for row in rows])) > 0.5
+    truth = np.array([row["label"] == "positive" for row in rows])
+    assert (predicted == truth).mean() >= 0.9
+
+
+@pytest.mark.slow
+def test_bias_is_mean_margin_of_calibration_set(scorer: LMSentimentScorer) -> None:
+    expected = scorer.margins([text for text, _ in CALIBRATION_SET]).mean()
+    assert scorer.bias == pytest.approx(expected, abs=1e-4)

@@ -1,0 +1,41 @@
+import json
+
+import pytest
+
+import textgym
+from tests.tiny_model import save_tiny_causal_lm
+from textgym.cli import main
+from textgym.scorers.toxicity_bilstm import ToxicityScorer
+from textgym.tasks import get_items
+
+
+def test_list_prints_every_registered_id(capsys):
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == textgym.registered_ids()
+    assert all(len(line.split()) > 3 for line in lines)
+
+
+def test_rollout_writes_summary_episodes_and_plot(tmp_path, capsys):
+    policy = save_tiny_causal_lm(tmp_path / "tiny")
+    argv = ["rollout", "TextDetox-sparse-v0", "--policy", str(policy), "--episodes", "3", "--batch-size", "2"]
+    argv += ["--max-new-tokens", "4", "--seed", "5"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    assert "TextDetox-sparse-v0" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    episodes = json.loads((tmp_path / "a" / "episodes.json").read_text())
+    assert (tmp_path / "a" / "rollout.png").stat().st_size > 1000
+    assert len(episodes) == 3 and summary["results"]["TextDetox-sparse-v0"]["episodes"] == 3
+    toxicity = ToxicityScorer()([episode["completion"] for episode in episodes])
+    for episode, value in zip(episodes, toxicity, strict=True):
+        assert episode["reward"] == pytest.approx(1 - value, abs=1e-6)  # float32 model, batch of 1 vs 3
+        assert 1 <= episode["num_new_tokens"] <= 4
+    prompts = {item.source for item in get_items("detox", "train")}
+    assert all(episode["prompt"] in prompts for episode in episodes)
+    assert main([*argv, "--out", str(tmp_path / "b")]) == 0  # same seed, same episodes
+    assert json.loads((tmp_path / "b" / "episodes.json").read_text()) == episodes
+
+
+def test_unknown_policy_is_a_clear_error(capsys):
+    assert main(["rollout", "TextDetox-sparse-v0", "--policy", "smollm-135m", "--episodes", "1"]) == 2
+    assert "Did you mean 'smollm2-135m-instruct'" in capsys.readouterr().err

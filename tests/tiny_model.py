@@ -1,0 +1,30 @@
+"""A tiny config-built causal LM with the real default tokenizer, saved to a folder, for fast tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from textgym.models import load_tokenizer
+
+
+def save_tiny_causal_lm(folder: Path, seed: int = 0) -> Path:
+    """Builds a 2-layer Llama with the SmolLM2 tokenizer's vocabulary and saves model and tokenizer to ``folder``."""
+    tokenizer = load_tokenizer()
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
