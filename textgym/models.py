@@ -198,13 +198,12 @@ def resolve(name_or_path: str, part: str = "model") -> str:
 
 def _load_error(name_or_path: str, error: Exception) -> ModelLoadError:
     return ModelLoadError(
-        f"Could not load {name_or_path!r}: {type(error).__name__}: {error}. A hub id needs network access to the "
-        "hub (or a copy in the local hub cache); a local path must hold a transformers model. Offline, use a named "
-        f"model: {', '.join(NAMED_MODELS)}."
+        f"Could not load {name_or_path!r}: {type(error).__name__}: {str(error).rstrip('.')}. A hub id needs "
+        "network access to the hub (or a copy in the local hub cache); a local path must hold a transformers model. "
+        f"Offline, use a named model: {', '.join(NAMED_MODELS)}."
     )
 
 
-@functools.cache
 def load_tokenizer(name_or_path: str = DEFAULT_POLICY_MODEL):
     """Loads a tokenizer once per process. It is shared: do not modify it.
 
@@ -218,6 +217,11 @@ def load_tokenizer(name_or_path: str = DEFAULT_POLICY_MODEL):
         UnknownNameError: An unknown bare name.
         ModelLoadError: The id or path could not be loaded.
     """
+    return _load_tokenizer(name_or_path)
+
+
+@functools.cache
+def _load_tokenizer(name_or_path: str):
     from transformers import AutoTokenizer
 
     source = resolve(name_or_path, "tokenizer")
@@ -232,7 +236,6 @@ def load_tokenizer(name_or_path: str = DEFAULT_POLICY_MODEL):
     return tokenizer
 
 
-@functools.cache
 def load_causal_lm(name_or_path: str = DEFAULT_POLICY_MODEL):
     """Loads a causal language model once per process, in fp32 and eval mode. It is shared: copy before training.
 
@@ -243,6 +246,11 @@ def load_causal_lm(name_or_path: str = DEFAULT_POLICY_MODEL):
         UnknownNameError: An unknown bare name.
         ModelLoadError: The id or path could not be loaded.
     """
+    return _load_causal_lm(name_or_path)
+
+
+@functools.cache
+def _load_causal_lm(name_or_path: str):
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -254,9 +262,13 @@ def load_causal_lm(name_or_path: str = DEFAULT_POLICY_MODEL):
     return model.eval()
 
 
-@functools.cache
 def load_sentence_model(name_or_path: str = "minilm-l6-v2"):
     """Loads a sentence-transformers model once per process (named ``minilm-l6-v2``, a folder, or a hub id)."""
+    return _load_sentence_model(name_or_path)
+
+
+@functools.cache
+def _load_sentence_model(name_or_path: str):
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as error:

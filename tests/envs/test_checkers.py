@@ -18,7 +18,8 @@ IDS = textgym.registered_ids()
 # Warnings raised from these packages (their checkers, passive checker, wrappers, or our own code) are about our
 # env and fail the test. Others (e.g. a third-party library warning while a scorer model loads) are not.
 _OWN_DIRS = tuple(
-    os.path.dirname(module.__file__) + os.sep for module in (gym, stable_baselines3, textgym)  # type: ignore[arg-type]
+    os.path.dirname(module.__file__) + os.sep
+    for module in (gym, stable_baselines3, textgym)  # type: ignore[arg-type]
 )
 
 

@@ -8,6 +8,7 @@ import pytest
 
 import textgym
 from textgym.error import DataError
+from textgym.tasks import PromptItem
 
 IDS = textgym.registered_ids()
 MAX_NEW_TOKENS = 4
@@ -89,7 +90,7 @@ def test_prompt_option_is_used(env_id):
     env = _make(env_id)
     unwrapped = env.unwrapped
     source = "My neighbour keeps parking in front of my garage"
-    expected_prompt = unwrapped.task.format_prompt(textgym.tasks.PromptItem(source))
+    expected_prompt = unwrapped.task.format_prompt(PromptItem(source))
 
     obs, info = env.reset(seed=3, options={"prompt": source})
 

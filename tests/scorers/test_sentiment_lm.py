@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from textgym.scorers.sentiment_lm import CALIBRATION_SET, FEW_SHOT_EXAMPLES, LMSentimentScorer
 from textgym.tasks.base import embedded_data
@@ -31,6 +32,16 @@ NEGATIVE = [
 TEXTS = POSITIVE + NEGATIVE
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One torch thread: with two threads on two cores that another process also uses, a forward pass is up to
+    ten times slower (each thread waits for the other at every op)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def scorer() -> LMSentimentScorer:
     return LMSentimentScorer()
@@ -38,17 +49,11 @@ def scorer() -> LMSentimentScorer:
 
 @pytest.fixture(scope="module")
 def uncalibrated() -> LMSentimentScorer:
-    # batch_size=4 over the ten texts gives chunks of 4, 4 and 2 with different padding in each.
-    return LMSentimentScorer(calibrate=False, batch_size=4)
+    return LMSentimentScorer(calibrate=False)
 
 
 @pytest.fixture(scope="module")
-def margins(uncalibrated: LMSentimentScorer) -> np.ndarray:
-    return uncalibrated.margins(TEXTS)
-
-
-@pytest.fixture(scope="module")
-def scores(scorer: LMSentimentScorer, margins: np.ndarray) -> np.ndarray:
+def scores(scorer: LMSentimentScorer) -> np.ndarray:
     return np.asarray(scorer(TEXTS))
 
 
@@ -81,31 +86,35 @@ def test_outputs_are_probabilities(scorer: LMSentimentScorer, scores: np.ndarray
     assert scorer([]) == []
 
 
-def test_calibrated_score_is_sigmoid_of_shifted_margin(
-    scorer: LMSentimentScorer, margins: np.ndarray, scores: np.ndarray
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p) - np.log1p(-p)
+
+
+def test_calibration_shifts_the_margin_by_the_bias(
+    scorer: LMSentimentScorer, uncalibrated: LMSentimentScorer, scores: np.ndarray
 ) -> None:
-    assert scorer.bias != 0.0
-    np.testing.assert_allclose(scores, _sigmoid(margins - scorer.bias), rtol=0, atol=1e-4)
-
-
-def test_uncalibrated_has_zero_bias(uncalibrated: LMSentimentScorer, margins: np.ndarray) -> None:
     assert uncalibrated.bias == 0.0
-    np.testing.assert_allclose(uncalibrated(TEXTS[:3]), _sigmoid(margins[:3]), rtol=0, atol=1e-4)
+    assert scorer.bias != 0.0
+    raw = np.asarray(uncalibrated(TEXTS[:3]))
+    np.testing.assert_allclose(raw, _sigmoid(uncalibrated.margins(TEXTS[:3])), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(_logit(scores[:3]), _logit(raw) - scorer.bias, rtol=0, atol=1e-3)
 
 
-def test_batch_equals_one_at_a_time(uncalibrated: LMSentimentScorer, margins: np.ndarray) -> None:
-    single = np.array([uncalibrated.margins([text])[0] for text in TEXTS])
-    np.testing.assert_allclose(margins, single, rtol=0, atol=1e-4)
-    assert np.ptp(margins) > 1.0  # The texts differ, so a batch that mixed rows up would show.
+def test_batch_equals_one_at_a_time(scorer: LMSentimentScorer, scores: np.ndarray) -> None:
+    # TEXTS differ in length, so the batch is left-padded; one at a time nothing is.
+    assert len({len(scorer._query_ids(text)) for text in TEXTS}) > 3
+    single = np.array([scorer([text])[0] for text in TEXTS])
+    np.testing.assert_allclose(scores, single, rtol=0, atol=1e-4)
+    assert np.ptp(scores) > 0.5  # The texts differ, so a batch that mixed rows up would show.
 
 
 def test_long_text_is_cut_to_its_last_tokens(uncalibrated: LMSentimentScorer) -> None:
     tokenizer = uncalibrated.tokenizer
     tail = "A warm, wonderful film that I loved."
     tail_ids = tokenizer(" " + tail, add_special_tokens=False).input_ids
-    long = "Terrible, boring, awful mess of a film. " * 20 + tail
+    long = "Terrible, boring, awful mess of a film. " * 4 + tail
     cut = LMSentimentScorer(calibrate=False, max_text_tokens=len(tail_ids))
-    assert len(tokenizer(long, add_special_tokens=False).input_ids) > 10 * cut.max_text_tokens
+    assert len(tokenizer(long, add_special_tokens=False).input_ids) > 2 * cut.max_text_tokens
     # The cut keeps exactly the tail's tokens after "Review:".
     assert cut._query_ids(long) == cut._query_ids(tail)
     head = tokenizer("Review:", add_special_tokens=False).input_ids

@@ -88,8 +88,9 @@ class TextGenerationEnv(gym.Env[dict[str, np.ndarray], int]):
         self.max_new_tokens = self.task.default_max_new_tokens if max_new_tokens is None else max_new_tokens
         self.prompt_budget = self.task.default_prompt_budget if prompt_budget is None else prompt_budget
         for name, value in (("max_new_tokens", self.max_new_tokens), ("prompt_budget", self.prompt_budget)):
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        self.max_new_tokens, self.prompt_budget = int(self.max_new_tokens), int(self.prompt_budget)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}.")
         self.render_mode = render_mode
@@ -138,7 +139,8 @@ class TextGenerationEnv(gym.Env[dict[str, np.ndarray], int]):
             self._item, self._prompt_index = self._item_from_option(options["prompt"]), -1
         elif "prompt_index" in options:
             index = options["prompt_index"]
-            if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.items):
+            valid = isinstance(index, (int, np.integer)) and not isinstance(index, bool)
+            if not valid or not 0 <= index < len(self.items):
                 raise DataError(f"prompt_index must be an integer in [0, {len(self.items)}), got {index!r}.")
             self._item, self._prompt_index = self.items[index], int(index)
         else:

@@ -54,8 +54,14 @@ class TextGenerationVectorEnv(VectorEnv):
         seeds = self._seeds(seed)
         options = dict(options or {})
         mask = options.pop("reset_mask", np.ones(self.num_envs, dtype=np.bool_))
-        if not isinstance(mask, np.ndarray) or mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
-            raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},).")
+        if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
+            raise TypeError(f"options['reset_mask'] must be a numpy bool array, got {type(mask).__name__}.")
+        if mask.shape != (self.num_envs,) or not mask.any():
+            raise ValueError(
+                f"options['reset_mask'] must have shape ({self.num_envs},) and at least one True value, got {mask}."
+            )
+        if any(obs is None for obs in self._env_obs) and not mask.all():
+            raise ValueError("The first reset must reset every sub-environment: drop reset_mask or make it all True.")
         infos: dict[str, Any] = {}
         for i in np.flatnonzero(mask):
             self._env_obs[i], info = self.envs[i].reset(seed=seeds[i], options=options or None)

@@ -12,8 +12,9 @@ from textgym.error import ModelLoadError, unknown_name
 class ClassifierScorer:
     """Probability of one label of a transformers sequence classifier.
 
-    Single-label models (``problem_type`` not multi-label) are read with a softmax, multi-label ones with a
-    sigmoid per label, as the model was trained.
+    Single-label models (``problem_type`` not multi-label) are read with a softmax, multi-label ones with a sigmoid
+    per label, as the model was trained. An empty text, which has no tokens with many tokenizers, is read as a lone
+    EOS token.
 
     Args:
         model: A model hub id or local folder of a sequence-classification model.
@@ -36,6 +37,8 @@ class ClassifierScorer:
         labels = {name.lower(): index for index, name in self.model.config.id2label.items()}
         if label.lower() not in labels:
             raise unknown_name("label", label, self.model.config.id2label.values(), hint=f"(model {model!r})")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}.")
         self.label_index = labels[label.lower()]
         self.multi_label = self.model.config.problem_type == "multi_label_classification"
         self.batch_size = batch_size
@@ -52,9 +55,10 @@ class ClassifierScorer:
         out = np.empty(len(texts), dtype=np.float64)
         for start in range(0, len(texts), self.batch_size):
             chunk = list(texts[start : start + self.batch_size])
-            batch = self.tokenizer(
-                chunk, return_tensors="pt", padding=True, truncation=True, max_length=self.max_length
-            )
+            encoded = self.tokenizer(chunk, truncation=True, max_length=self.max_length).input_ids
+            # A text with no tokens (an empty completion) is read as a lone EOS token, so it gets a real score.
+            encoded = [ids or [self.tokenizer.eos_token_id or self.tokenizer.pad_token_id] for ids in encoded]
+            batch = self.tokenizer.pad({"input_ids": encoded}, return_tensors="pt")
             with torch.inference_mode():
                 logits = self.model(**batch).logits.double()
             probs = logits.sigmoid() if self.multi_label else logits.softmax(-1)

@@ -64,6 +64,8 @@ class LMSentimentScorer:
         calibrate: bool = True,
         max_text_tokens: int = 256,
     ) -> None:
+        if batch_size < 1 or max_text_tokens < 1:
+            raise ValueError(f"batch_size and max_text_tokens must be positive, got {batch_size}, {max_text_tokens}.")
         self.model_name = model
         self.batch_size = batch_size
         self.max_text_tokens = max_text_tokens

@@ -87,6 +87,8 @@ class SummaryQualityScorer:
 
     def __call__(self, summaries: Sequence[str], posts: Sequence[str], references: Sequence[str | None]) -> list[float]:
         """Returns the weighted score of each summary."""
+        if not summaries:
+            return []
         terms = self.terms(summaries, posts, references)
         weights = np.where(np.isnan(terms), 0.0, self.weights)
         if (weights.sum(1) == 0).any():

@@ -63,17 +63,29 @@ class Task:
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Reads a JSON-lines file, with an error that names the file and line of a malformed row."""
+    """Reads a JSON-lines file of objects; blank lines are skipped.
+
+    Raises:
+        DataError: A line that is not a JSON object, named by file and line number.
+    """
+    return [row for _, row in read_jsonl_lines(path)]
+
+
+def read_jsonl_lines(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """Reads a JSON-lines file of objects as (line number, object) pairs; blank lines are skipped."""
     rows = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as error:
                 message = f"{path}:{number} is not valid JSON ({error.msg}); each line must be one object."
                 raise DataError(message) from error
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{number} is a JSON {type(row).__name__}; each line must be one object.")
+            rows.append((number, row))
     return rows
 
 
@@ -99,12 +111,15 @@ def load_items(path: str | Path, split: str, source_key: str, reference_key: str
     if split not in SPLITS:
         raise DataError(f"Unknown split {split!r}; use one of {SPLITS}.")
     items = []
-    for number, row in enumerate(read_jsonl(path), start=1):
+    for number, row in read_jsonl_lines(path):
         if row.get("split", split) != split:
             continue
         missing = [key for key in (source_key, reference_key) if key and key not in row]
         if missing:
-            raise DataError(f"{path}: row {number} has no {missing[0]!r} field; every row needs one.")
+            raise DataError(f"{path}:{number} has no {missing[0]!r} field; every row needs one.")
+        wrong = [key for key in (source_key, reference_key) if key and not isinstance(row[key], str)]
+        if wrong:
+            raise DataError(f"{path}:{number}: the {wrong[0]!r} field must be a string, got {row[wrong[0]]!r}.")
         reference = row[reference_key] if reference_key else None
         meta = {key: value for key, value in row.items() if key not in (source_key, reference_key, "split")}
         items.append(PromptItem(row[source_key], reference, meta))
