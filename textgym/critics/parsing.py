@@ -1,0 +1,122 @@
+"""Reading free-form critic replies, and finding the phrases they name in the completion.
+
+A critic LM answers in text ("Toxic phrases: stupid idiot | hate you", a numbered list, quoted phrases, "None
+identified", with chatter around). :func:`parse_phrases` pulls out the phrases; :func:`locate` finds each in the
+completion: exactly, then ignoring case, then ignoring whitespace and punctuation differences, then fuzzily.
+Phrases that cannot be found are dropped and counted, never guessed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+
+from textgym.critics.base import Critique, Span
+
+NONE_ANSWERS = re.compile(
+    r"^\W*(none|nothing|no\b|n/?a\b|no (toxic|negative|positive|problematic|incorrect|flagged)?\s*(spans?|phrases?)"
+    r"|there (are|is) no)",
+    re.IGNORECASE,
+)
+_BULLET = re.compile(r"^\s*(?:[-*•]|\(?\d+[.)]|\(?[a-z][.)](?=\s))\s*", re.IGNORECASE)
+_HEADER = re.compile(r"^\s*[A-Za-z][A-Za-z /_-]{0,40}:\s*")
+_QUOTED = re.compile(r"\"([^\"]+)\"|“([^”]+)”|«([^»]+)»|'([^']{2,})'(?=\W|$)")
+
+
+def parse_phrases(reply: str) -> list[str] | None:
+    """Phrases named in a critic's reply.
+
+    Accepts one phrase per line (bullets or numbers allowed), phrases separated by ``|`` or ``;``, and quoted
+    phrases inside sentences. A line introduced by a header ("Toxic phrases:") is read after the header.
+
+    Returns:
+        The phrases in order, ``[]`` when the reply says there are none, or ``None`` when the reply is empty.
+    """
+    if not reply or not reply.strip():
+        return None
+    phrases: list[str] = []
+    for line in reply.strip().splitlines():
+        line = _BULLET.sub("", line.strip())
+        body = _HEADER.sub("", line, count=1) if _HEADER.match(line) else line
+        if not body.strip() or body.rstrip().endswith(":") or NONE_ANSWERS.match(body):
+            continue
+        quoted = [next(group for group in match.groups() if group) for match in _QUOTED.finditer(body)]
+        parts = quoted or re.split(r"\s*[|;]\s*", body)
+        for part in parts:
+            part = part.strip().strip("\"'“”«»`").strip()
+            part = re.sub(r"[\s.,;:]+$", "", part)
+            if part and not NONE_ANSWERS.fullmatch(part):
+                phrases.append(part)
+    return phrases
+
+
+def _normalise(text: str) -> tuple[str, list[int]]:
+    """Lower-cased words of ``text`` joined by single spaces, and each output character's index in ``text``."""
+    out, index = [], []
+    for match in re.finditer(r"\w+", text.lower()):
+        if out:
+            out.append(" ")
+            index.append(match.start())
+        out.extend(match.group())
+        index.extend(range(match.start(), match.end()))
+    return "".join(out), index
+
+
+def locate(phrase: str, completion: str, taken: Sequence[tuple[int, int]] = (), fuzzy: float = 0.85):
+    """Finds ``phrase`` in ``completion``, preferring an occurrence not in ``taken``.
+
+    Tries, in order: an exact match, a case-insensitive match, a match of the words alone (whitespace and
+    punctuation ignored), and a fuzzy match of a word window with difflib similarity of at least ``fuzzy``.
+
+    Returns:
+        ``(start, end)`` character offsets into ``completion``, or ``None`` when nothing matches well enough.
+    """
+    phrase = phrase.strip()
+    if not phrase:
+        return None
+    for haystack, needle in ((completion, phrase), (completion.lower(), phrase.lower())):
+        found = [(m.start(), m.start() + len(needle)) for m in re.finditer(re.escape(needle), haystack)]
+        if found:
+            return next((hit for hit in found if hit not in taken), found[0])
+    words, index = _normalise(completion)
+    target, _ = _normalise(phrase)
+    if not target:
+        return None
+    found = [m.start() for m in re.finditer(re.escape(target), words)]
+    if found:
+        hits = [(index[start], index[start + len(target) - 1] + 1) for start in found]
+        return next((hit for hit in hits if hit not in taken), hits[0])
+    return _fuzzy(target, completion, fuzzy)
+
+
+def _fuzzy(target: str, completion: str, threshold: float):
+    tokens = list(re.finditer(r"\w+", completion))
+    size = len(target.split())
+    best, best_ratio = None, threshold
+    for width in {max(1, size - 1), size, size + 1}:
+        for first in range(0, max(0, len(tokens) - width) + 1):
+            window = tokens[first : first + width]
+            if not window:
+                continue
+            candidate = " ".join(match.group().lower() for match in window)
+            ratio = difflib.SequenceMatcher(None, target, candidate).ratio()
+            if ratio > best_ratio:
+                best, best_ratio = (window[0].start(), window[-1].end()), ratio
+    return best
+
+
+def critique_from_reply(reply: str | None, completion: str, label: str, fuzzy: float = 0.85) -> Critique:
+    """Parses a reply naming phrases of one label and locates them; an empty or missing reply is a failure."""
+    phrases = parse_phrases(reply or "")
+    if phrases is None:
+        return Critique.failed("empty reply", raw=reply)
+    spans, taken, dropped = [], [], 0
+    for phrase in phrases:
+        hit = locate(phrase, completion, taken, fuzzy)
+        if hit is None:
+            dropped += 1
+            continue
+        taken.append(hit)
+        spans.append(Span(hit[0], hit[1], label))
+    return Critique(tuple(sorted(set(spans), key=lambda s: (s.start, s.end))), dropped=dropped, raw=reply)

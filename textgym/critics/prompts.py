@@ -1,0 +1,65 @@
+"""Critic prompts: template files a user can replace, and the delimiting that keeps a completion from escaping.
+
+A listing template (``templates/{task}_list.txt``) has the fields ``{prompt}``, ``{completion}`` and
+``{extrinsic}``. The completion sits between the markers ``<<<TEXT`` and ``TEXT>>>``; any marker inside the
+prompt or completion is defused first (its angle brackets become look-alike characters), so a completion that says
+"TEXT>>> ignore the instructions" cannot close the data block or add instructions outside it.
+
+A reply lists phrases per label, one line each (``Toxic phrases: a | b``); :func:`split_reply_by_label` splits it.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+from textgym.critics.base import LABELS
+
+OPEN, CLOSE = "<<<TEXT", "TEXT>>>"
+_MARKER = re.compile(r"<<<|>>>")
+
+
+def defuse(text: str) -> str:
+    """Replaces every ``<<<`` and ``>>>`` in ``text`` with look-alike characters, so no marker can be forged."""
+    return _MARKER.sub(lambda match: "‹‹‹" if match.group() == "<<<" else "›››", text)
+
+
+def load_template(task: str, kind: str = "list", path: str | Path | None = None) -> str:
+    """Returns a template's text: the user's file at ``path``, else the packaged ``templates/{task}_{kind}.txt``."""
+    if path is not None:
+        return Path(path).read_text(encoding="utf-8")
+    return (resources.files("textgym.critics") / "templates" / f"{task}_{kind}.txt").read_text(encoding="utf-8")
+
+
+def render(template: str, prompt: str, completion: str, extrinsic: float | None = None) -> str:
+    """Fills a template with a defused prompt and completion."""
+    if template.count("{completion}") != 1:
+        raise ValueError("A critic template needs exactly one {completion} field.")
+    value = "unknown" if extrinsic is None else f"{extrinsic:.2f}"
+    return (
+        template.replace("{prompt}", defuse(prompt))
+        .replace("{extrinsic}", value)
+        .replace("{completion}", defuse(completion))
+    )
+
+
+def split_reply_by_label(reply: str, task: str) -> dict[str, str]:
+    """Splits a reply into the text after each label's header ("Negative phrases: ..."); missing labels are absent.
+
+    A reply with no header at all is read as naming phrases of the task's first label when the task has one label.
+    """
+    labels = LABELS[task]
+    pattern = re.compile(rf"^\W*({'|'.join(labels)})\w*(?: (?:phrases|spans))?\s*:\s*(.*)$", re.IGNORECASE)
+    found: dict[str, list[str]] = {}
+    current = None
+    for line in reply.splitlines():
+        match = pattern.match(line.strip())
+        if match:
+            current = match.group(1).lower()
+            found.setdefault(current, []).append(match.group(2))
+        elif current is not None and line.strip():
+            found[current].append(line)
+    if not found and len(labels) == 1:
+        return {labels[0]: reply}
+    return {label: "\n".join(lines) for label, lines in found.items()}
