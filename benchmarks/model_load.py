@@ -11,8 +11,9 @@ from report import write
 
 SNIPPET = """
 import time
-t = time.perf_counter()
+import torch, transformers  # imports are not part of the load time
 from textgym.models import load_{what}
+t = time.perf_counter()
 load_{what}("{name}")
 print(time.perf_counter() - t)
 """
@@ -49,7 +50,7 @@ def main() -> None:
     write(
         "model_load",
         rows,
-        notes="Each time is one fresh Python process loading the part (imports excluded from neither). Cold: an "
+        notes="Each time is one fresh Python process loading the part, imports excluded. Cold: an "
         "empty cache folder, so the GGUF file is dequantised (and Gemma's parts assembled); cached: the fp32 copy.",
     )
 

@@ -102,23 +102,23 @@ def test_calibration_shifts_the_margin_by_the_bias(
 
 def test_batch_equals_one_at_a_time(scorer: LMSentimentScorer, scores: np.ndarray) -> None:
     # TEXTS differ in length, so the batch is left-padded; one at a time nothing is.
-    assert len({len(scorer._query_ids(text)) for text in TEXTS}) > 3
+    assert len({len(scorer.judge.query_ids(text)) for text in TEXTS}) > 3
     single = np.array([scorer([text])[0] for text in TEXTS])
     np.testing.assert_allclose(scores, single, rtol=0, atol=1e-4)
     assert np.ptp(scores) > 0.5  # The texts differ, so a batch that mixed rows up would show.
 
 
 def test_long_text_is_cut_to_its_last_tokens(uncalibrated: LMSentimentScorer) -> None:
-    tokenizer = uncalibrated.tokenizer
+    tokenizer = uncalibrated.judge.tokenizer
     tail = "A warm, wonderful film that I loved."
     tail_ids = tokenizer(" " + tail, add_special_tokens=False).input_ids
     long = "Terrible, boring, awful mess of a film. " * 4 + tail
     cut = LMSentimentScorer(calibrate=False, max_text_tokens=len(tail_ids))
     assert len(tokenizer(long, add_special_tokens=False).input_ids) > 2 * cut.max_text_tokens
     # The cut keeps exactly the tail's tokens after "Review:".
-    assert cut._query_ids(long) == cut._query_ids(tail)
+    assert cut.judge.query_ids(long) == cut.judge.query_ids(tail)
     head = tokenizer("Review:", add_special_tokens=False).input_ids
-    assert cut._query_ids(long)[len(head) : len(head) + len(tail_ids)] == tail_ids
+    assert cut.judge.query_ids(long)[len(head) : len(head) + len(tail_ids)] == tail_ids
     long_score, tail_score = cut([long]), cut([tail])
     assert long_score == pytest.approx(tail_score, abs=1e-6)
     # Without the cut the negative opening counts, so the cut made a difference.
@@ -126,10 +126,10 @@ def test_long_text_is_cut_to_its_last_tokens(uncalibrated: LMSentimentScorer) ->
 
 
 def test_query_is_bounded_for_very_long_text(scorer: LMSentimentScorer) -> None:
-    tokenizer = scorer.tokenizer
+    tokenizer = scorer.judge.tokenizer
     extra = len(tokenizer("Review:", add_special_tokens=False).input_ids)
     extra += len(tokenizer("\nSentiment:", add_special_tokens=False).input_ids)
-    ids = scorer._query_ids("word " * 5000)
+    ids = scorer.judge.query_ids("word " * 5000)
     assert len(ids) == scorer.max_text_tokens + extra
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from textgym.models import DEFAULT_POLICY_MODEL, load_causal_lm, load_tokenizer
+from textgym.scorers.fewshot_judge import FewShotMarginJudge
 
 FEW_SHOT_EXAMPLES: tuple[tuple[str, str], ...] = (
     ("The story drags, the jokes fall flat and I checked my watch every ten minutes.", "negative"),
@@ -46,6 +47,9 @@ CALIBRATION_SET: tuple[tuple[str, str], ...] = (
 """A balanced labelled set, written for calibration only and disjoint from the evaluation set: the mean margin of
 a balanced set is where the scorer should say 0.5, so it is subtracted from every margin."""
 
+PREFIX = "".join(f"Review: {text}\nSentiment: {label}\n\n" for text, label in FEW_SHOT_EXAMPLES)
+QUERY = "Review: {text}\nSentiment:"
+
 
 class LMSentimentScorer:
     """Probability that a text is positive, from a causal LM's few-shot label logits.
@@ -64,69 +68,21 @@ class LMSentimentScorer:
         calibrate: bool = True,
         max_text_tokens: int = 256,
     ) -> None:
-        if batch_size < 1 or max_text_tokens < 1:
-            raise ValueError(f"batch_size and max_text_tokens must be positive, got {batch_size}, {max_text_tokens}.")
-        self.model_name = model
-        self.batch_size = batch_size
-        self.max_text_tokens = max_text_tokens
-        self.model = load_causal_lm(model)
-        self.tokenizer = load_tokenizer(model)
-        self._prefix = "".join(f"Review: {text}\nSentiment: {label}\n\n" for text, label in FEW_SHOT_EXAMPLES)
-        self._label_ids = [self._first_token(" positive"), self._first_token(" negative")]
-        self._prefix_ids, self._prefix_cache = self._encode_prefix()
+        self.model_name, self.batch_size, self.max_text_tokens = model, batch_size, max_text_tokens
+        self.judge = FewShotMarginJudge(
+            load_causal_lm(model),
+            load_tokenizer(model),
+            prefix=PREFIX,
+            query=QUERY,
+            answer_words=(" positive", " negative"),
+            batch_size=batch_size,
+            max_text_tokens=max_text_tokens,
+        )
         self.bias = float(np.mean(self.margins([text for text, _ in CALIBRATION_SET]))) if calibrate else 0.0
-
-    def _first_token(self, word: str) -> int:
-        return self.tokenizer(word, add_special_tokens=False).input_ids[0]
-
-    def _encode_prefix(self):
-        """Runs the few-shot prefix once; every batch reuses its key/value cache."""
-        import torch
-
-        ids = self.tokenizer(self._prefix, return_tensors="pt").input_ids
-        with torch.inference_mode():
-            cache = self.model(input_ids=ids, use_cache=True).cache
-        return ids, cache
-
-    def _query_ids(self, text: str) -> list[int]:
-        """Token ids of the part after the prefix: the text, cut to its last tokens, and the question."""
-        ids = self.tokenizer(f"Review: {' '.join(text.split())}", add_special_tokens=False).input_ids
-        head = self.tokenizer("Review:", add_special_tokens=False).input_ids
-        if len(ids) - len(head) > self.max_text_tokens:
-            ids = head + ids[-self.max_text_tokens :]
-        return ids + self.tokenizer("\nSentiment:", add_special_tokens=False).input_ids
 
     def margins(self, texts: Sequence[str]) -> np.ndarray:
         """Returns the uncalibrated logit margin (positive minus negative) of each text."""
-        import copy
-
-        import torch
-
-        out = np.empty(len(texts), dtype=np.float64)
-        prefix_len = self._prefix_ids.shape[1]
-        for start in range(0, len(texts), self.batch_size):
-            queries = [self._query_ids(text) for text in texts[start : start + self.batch_size]]
-            width = max(len(q) for q in queries)
-            ids = torch.full((len(queries), width), self.tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(queries), width), dtype=torch.long)
-            for row, query in enumerate(queries):  # Left-padded, so every row's question ends the batch.
-                ids[row, width - len(query) :] = torch.tensor(query)
-                mask[row, width - len(query) :] = 1
-            cache = copy.deepcopy(self._prefix_cache)
-            cache.batch_repeat_interleave(len(queries))
-            full_mask = torch.cat([torch.ones((len(queries), prefix_len), dtype=torch.long), mask], dim=1)
-            positions = prefix_len + (mask.cumsum(-1) - 1).clamp(min=0)
-            with torch.inference_mode():
-                logits = self.model(
-                    input_ids=ids,
-                    attention_mask=full_mask,
-                    position_ids=positions,
-                    cache=cache,
-                    logits_to_keep=1,
-                ).logits[:, -1]
-            pair = logits[:, self._label_ids].double()
-            out[start : start + len(queries)] = (pair[:, 0] - pair[:, 1]).numpy()
-        return out
+        return self.judge.margins(texts)
 
     def __call__(self, texts: Sequence[str]) -> list[float]:
         """Returns P(positive) of each text."""
