@@ -17,6 +17,8 @@ def _describe(env_id: str) -> str:
 
     spec = gym.spec(env_id)
     task = get_task(spec.kwargs["task"])
+    if spec.entry_point.endswith("make_critic_env"):
+        return f"{task.description} Plus dense per-token rewards from a critic's spans."
     return f"{task.description} Sparse extrinsic reward on the last token."
 
 

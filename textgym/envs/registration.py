@@ -9,6 +9,7 @@ from gymnasium.envs.registration import register
 
 ENTRY_POINT = "textgym.envs.text_env:TextGenerationEnv"
 VECTOR_ENTRY_POINT = "textgym.envs.vector_env:TextGenerationVectorEnv"
+CRITIC_ENTRY_POINT = "textgym.envs.critic_env:make_critic_env"
 
 register(
     id="TextSentiment-sparse-v0",
@@ -28,6 +29,10 @@ register(
     vector_entry_point=VECTOR_ENTRY_POINT,
     kwargs={"task": "summarize"},
 )
+
+register(id="TextSentiment-critic-v0", entry_point=CRITIC_ENTRY_POINT, kwargs={"task": "sentiment"})
+register(id="TextDetox-critic-v0", entry_point=CRITIC_ENTRY_POINT, kwargs={"task": "detox"})
+register(id="TextSummarize-critic-v0", entry_point=CRITIC_ENTRY_POINT, kwargs={"task": "summarize"})
 
 
 def registered_ids() -> list[str]:

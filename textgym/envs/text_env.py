@@ -94,6 +94,7 @@ class TextGenerationEnv(gym.Env[dict[str, np.ndarray], int]):
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}.")
         self.render_mode = render_mode
+        self.model_name = model
         self.tokenizer = load_tokenizer(model)
         self.items = get_items(task, split, prompts_path)
         self._scorer_args = (task, scorer, scorer_kwargs)

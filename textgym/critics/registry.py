@@ -1,0 +1,79 @@
+"""Critics by name: ``build_critic(task, "default")``, a model id, a server URL, or a config dict.
+
+The defaults were chosen by ``textgym critic-eval`` on the project's gold spans (``benchmarks/results/``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from textgym.critics.base import Critic
+from textgym.error import unknown_name
+
+CRITIC_TYPES = ("lm-judge", "attribution", "openai", "self")
+DEFAULT_CRITICS: dict[str, dict[str, Any]] = {
+    "sentiment": {"type": "lm-judge"},
+    "detox": {"type": "attribution"},
+    "summarize": {"type": "attribution"},
+}
+"""The offline default critic of each task."""
+
+
+def critic_config(task: str, critic: str | dict[str, Any] = "default", **kwargs: Any) -> dict[str, Any]:
+    """Normalises a critic spec into a config dict with a ``type``.
+
+    Args:
+        task: The task.
+        critic: ``"default"``; a type name (``"lm-judge"``, ``"attribution"``, ``"openai"``, ``"self"``); an
+            ``http(s)://`` URL of an OpenAI-compatible server (give ``model=``); a named causal LM, folder or hub id
+            (an ``lm-judge`` on that model); or a dict with ``type`` and the critic's arguments.
+        **kwargs: More arguments of the critic.
+    """
+    if isinstance(critic, dict):
+        config = dict(critic)
+    elif critic == "default":
+        config = dict(DEFAULT_CRITICS[task])
+    elif critic in CRITIC_TYPES:
+        config = {"type": critic}
+    elif critic.startswith(("http://", "https://")):
+        config = {"type": "openai", "base_url": critic}
+    else:
+        from textgym.models import resolve
+
+        resolve(critic)  # raises a "Did you mean" error for unknown bare names
+        config = {"type": "lm-judge", "model": critic}
+    config.update(kwargs)
+    if config.get("type") not in CRITIC_TYPES:
+        raise unknown_name("critic type", str(config.get("type")), CRITIC_TYPES)
+    return config
+
+
+def build_critic(task: str, critic: str | dict[str, Any] = "default", **kwargs: Any) -> Critic:
+    """Builds (once per process for each configuration) the critic a spec names; see :func:`critic_config`."""
+    config = critic_config(task, critic, **kwargs)
+    return _build(task, json.dumps(config, sort_keys=True))
+
+
+@functools.cache
+def _build(task: str, frozen: str) -> Critic:
+    config = json.loads(frozen)
+    kind = config.pop("type")
+    if kind == "lm-judge":
+        from textgym.critics.segment_judge import SegmentJudgeCritic
+
+        return SegmentJudgeCritic(task, **config)
+    if kind == "self":
+        from textgym.critics.segment_judge import SegmentJudgeCritic
+
+        if "model" not in config:
+            raise ValueError("A self-critic judges with the policy's model: pass model=<the policy model name>.")
+        return SegmentJudgeCritic(task, **config)
+    if kind == "attribution":
+        from textgym.critics.attribution import AttributionCritic
+
+        return AttributionCritic(task, **config)
+    from textgym.critics.openai_compat import OpenAICompatibleCritic
+
+    return OpenAICompatibleCritic(task, **config)
