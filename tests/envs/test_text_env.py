@@ -12,7 +12,7 @@ import textgym
 from textgym.envs.text_env import TextGenerationEnv
 from textgym.error import DataError, EpisodeFinishedError, InvalidActionError, UnknownNameError
 
-IDS = textgym.registered_ids()
+IDS = [env_id for env_id in textgym.registered_ids() if env_id.endswith("-sparse-v0")]  # the base env
 DETOX = "TextDetox-sparse-v0"
 SENTIMENT = "TextSentiment-sparse-v0"
 SUMMARIZE = "TextSummarize-sparse-v0"

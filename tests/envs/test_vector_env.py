@@ -11,7 +11,7 @@ import textgym
 from textgym.envs.vector_env import TextGenerationVectorEnv
 from textgym.error import EpisodeFinishedError, InvalidActionError
 
-IDS = textgym.registered_ids()
+IDS = [env_id for env_id in textgym.registered_ids() if env_id.endswith("-sparse-v0")]  # the base env
 DETOX = "TextDetox-sparse-v0"
 NUM_ENVS = 3
 MAX_NEW_TOKENS = 5

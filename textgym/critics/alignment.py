@@ -35,8 +35,6 @@ def token_char_ranges(tokenizer, token_ids: Sequence[int]) -> list[tuple[int, in
         end = max(previous, common)
         ranges.append((previous, end))
         previous = end
-    if ranges and previous < len(text):  # whatever the last token completed belongs to it
-        ranges[-1] = (ranges[-1][0], len(text))
     return ranges
 
 
@@ -49,8 +47,8 @@ def _common_prefix_length(a: str, b: str) -> int:
 
 
 def covered_tokens(ranges: Sequence[tuple[int, int]], span: Span) -> np.ndarray:
-    """Boolean mask of the tokens whose characters overlap ``span``."""
-    return np.array([start < span.end and span.start < end for start, end in ranges], dtype=bool)
+    """Boolean mask of the tokens whose characters overlap ``span`` (a token with no characters overlaps nothing)."""
+    return np.array([start < end and start < span.end and span.start < end for start, end in ranges], dtype=bool)
 
 
 def span_token_rewards(

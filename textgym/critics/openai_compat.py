@@ -40,7 +40,7 @@ from textgym.error import MissingPackageError, unknown_name
 
 logger = logging.getLogger("textgym.critics")
 
-PLACEHOLDER_API_KEY = "none"
+PLACEHOLDER_API_KEY = "not-needed"
 """The key sent when the environment variable is unset: local servers (vLLM, Ollama, llama.cpp) need none."""
 
 FAILURE_KINDS: tuple[str, ...] = ("timeout", "connection", "http_error", "malformed", "empty", "unparsable")
@@ -138,6 +138,11 @@ class OpenAICompatibleCritic:
             raise ValueError(
                 f"base_url must be an http:// or https:// URL with a host, such as 'http://127.0.0.1:8000/v1'; "
                 f"got {_public_url(base_url) if isinstance(base_url, str) else base_url!r}."
+            )
+        if parts.path.rstrip("/").endswith("/chat/completions"):
+            raise ValueError(
+                "base_url is the API root the client adds '/chat/completions' to: drop that suffix, e.g. "
+                "'http://127.0.0.1:8000/v1'."
             )
         if not isinstance(model, str) or not model.strip():
             raise ValueError("model must be a non-empty model name, as the server knows it.")

@@ -15,13 +15,16 @@ from collections.abc import Sequence
 from textgym.critics.base import Critique, Span
 
 NONE_ANSWERS = re.compile(
-    r"^\W*(none|nothing|no\b|n/?a\b|no (toxic|negative|positive|problematic|incorrect|flagged)?\s*(spans?|phrases?)"
-    r"|there (are|is) no)",
+    r"\W*(?:none(?: (?:identified|found|detected))?|nothing(?: (?:to report|found))?|no|n/?a"
+    r"|no(?: \w+){0,3} (?:spans?|phrases?)(?: (?:found|identified|detected))?"
+    r"|there (?:are|is) no\b.*)\W*",
     re.IGNORECASE,
 )
+"""A whole answer (or list item) that says there is nothing to mark; matched with ``fullmatch``."""
 _BULLET = re.compile(r"^\s*(?:[-*•]|\(?\d+[.)]|\(?[a-z][.)](?=\s))\s*", re.IGNORECASE)
 _HEADER = re.compile(r"^\s*[A-Za-z][A-Za-z /_-]{0,40}:\s*")
-_QUOTED = re.compile(r"\"([^\"]+)\"|“([^”]+)”|«([^»]+)»|'([^']{2,})'(?=\W|$)")
+_QUOTED = re.compile(r"\"([^\"]+)\"|“([^”]+)”|«([^»]+)»|(?<!\w)'(.{2,}?)'(?!\w)")
+_MARKDOWN = re.compile(r"\*\*|__|`")
 
 
 def parse_phrases(reply: str) -> list[str] | None:
@@ -37,11 +40,12 @@ def parse_phrases(reply: str) -> list[str] | None:
         return None
     phrases: list[str] = []
     for line in reply.strip().splitlines():
-        line = _BULLET.sub("", line.strip())
+        line = _BULLET.sub("", _MARKDOWN.sub("", line).strip())
         body = _HEADER.sub("", line, count=1) if _HEADER.match(line) else line
-        if not body.strip() or body.rstrip().endswith(":") or NONE_ANSWERS.match(body):
+        if not body.strip() or body.rstrip().endswith(":") or NONE_ANSWERS.fullmatch(body):
             continue
-        quoted = [next(group for group in match.groups() if group) for match in _QUOTED.finditer(body)]
+        listed = re.search(r"[|;]", body) is not None
+        quoted = [] if listed else [next(g for g in m.groups() if g) for m in _QUOTED.finditer(body)]
         parts = quoted or re.split(r"\s*[|;]\s*", body)
         for part in parts:
             part = part.strip().strip("\"'“”«»`").strip()
@@ -54,11 +58,14 @@ def parse_phrases(reply: str) -> list[str] | None:
 def _normalise(text: str) -> tuple[str, list[int]]:
     """Lower-cased words of ``text`` joined by single spaces, and each output character's index in ``text``."""
     out, index = [], []
-    for match in re.finditer(r"\w+", text.lower()):
+    for match in re.finditer(r"\w+", text):
+        # Lower-case character by character, keeping any character whose lower case is longer ("İ"), so that
+        # every output character maps back to one input character.
+        word = "".join(char.lower() if len(char.lower()) == 1 else char for char in match.group())
         if out:
             out.append(" ")
             index.append(match.start())
-        out.extend(match.group())
+        out.extend(word)
         index.extend(range(match.start(), match.end()))
     return "".join(out), index
 
@@ -75,8 +82,8 @@ def locate(phrase: str, completion: str, taken: Sequence[tuple[int, int]] = (), 
     phrase = phrase.strip()
     if not phrase:
         return None
-    for haystack, needle in ((completion, phrase), (completion.lower(), phrase.lower())):
-        found = [(m.start(), m.start() + len(needle)) for m in re.finditer(re.escape(needle), haystack)]
+    for flags in (0, re.IGNORECASE):  # matching on the original text keeps offsets right ("İ".lower() is longer)
+        found = [m.span() for m in re.finditer(re.escape(phrase), completion, flags)]
         if found:
             return next((hit for hit in found if hit not in taken), found[0])
     words, index = _normalise(completion)
@@ -93,7 +100,7 @@ def locate(phrase: str, completion: str, taken: Sequence[tuple[int, int]] = (), 
 def _fuzzy(target: str, completion: str, threshold: float):
     tokens = list(re.finditer(r"\w+", completion))
     size = len(target.split())
-    best, best_ratio = None, threshold
+    best, best_ratio = None, -1.0
     for width in {max(1, size - 1), size, size + 1}:
         for first in range(0, max(0, len(tokens) - width) + 1):
             window = tokens[first : first + width]
@@ -101,7 +108,7 @@ def _fuzzy(target: str, completion: str, threshold: float):
                 continue
             candidate = " ".join(match.group().lower() for match in window)
             ratio = difflib.SequenceMatcher(None, target, candidate).ratio()
-            if ratio > best_ratio:
+            if ratio >= threshold and ratio > best_ratio:
                 best, best_ratio = (window[0].start(), window[-1].end()), ratio
     return best
 

@@ -36,12 +36,13 @@ def render(template: str, prompt: str, completion: str, extrinsic: float | None 
     """Fills a template with a defused prompt and completion."""
     if template.count("{completion}") != 1:
         raise ValueError("A critic template needs exactly one {completion} field.")
-    value = "unknown" if extrinsic is None else f"{extrinsic:.2f}"
-    return (
-        template.replace("{prompt}", defuse(prompt))
-        .replace("{extrinsic}", value)
-        .replace("{completion}", defuse(completion))
-    )
+    values = {
+        "prompt": defuse(prompt),
+        "completion": defuse(completion),
+        "extrinsic": "unknown" if extrinsic is None else f"{extrinsic:.2f}",
+    }
+    # One pass over the template only: text inside the prompt or completion is never read as a field.
+    return re.sub(r"\{(prompt|completion|extrinsic)\}", lambda match: values[match.group(1)], template)
 
 
 def split_reply_by_label(reply: str, task: str) -> dict[str, str]:
@@ -50,7 +51,9 @@ def split_reply_by_label(reply: str, task: str) -> dict[str, str]:
     A reply with no header at all is read as naming phrases of the task's first label when the task has one label.
     """
     labels = LABELS[task]
-    pattern = re.compile(rf"^\W*({'|'.join(labels)})\w*(?: (?:phrases|spans))?\s*:\s*(.*)$", re.IGNORECASE)
+    pattern = re.compile(
+        rf"^\W*(?:\d+[.)]\s*)?\W*({'|'.join(labels)})\w*(?: (?:phrases|spans))?\s*:\s*(.*)$", re.IGNORECASE
+    )
     found: dict[str, list[str]] = {}
     current = None
     for line in reply.splitlines():
