@@ -68,9 +68,15 @@ class CachedCritic:
         return self.critic.config_key()
 
     def critique(
-        self, prompts: Sequence[str], completions: Sequence[str], extrinsic: Sequence[float] | None = None
+        self,
+        prompts: Sequence[str],
+        completions: Sequence[str],
+        extrinsic: Sequence[float | None] | None = None,
     ) -> list[Critique]:
-        """Answers from the cache where it can and sends the rest to the critic in one batch."""
+        """Answers from the cache where it can and sends the rest to the critic in one batch.
+
+        ``extrinsic`` may mix scores and ``None``: scored and unscored texts then go in two calls.
+        """
         config = self.critic.config_key()  # read per call: a live self-critic's key changes with its weights
         scores = list(extrinsic) if extrinsic is not None else [None] * len(completions)
         keys = [
@@ -86,11 +92,13 @@ class CachedCritic:
                 self.stats.hits += 1
             results.append(hit)
         missing = [index for index, result in enumerate(results) if result is None]
-        if missing:
-            fresh = self._ask(
-                [prompts[i] for i in missing], [completions[i] for i in missing], [scores[i] for i in missing]
-            )
-            for index, critique in zip(missing, fresh, strict=True):
+        # Texts with an extrinsic score and texts without (prefixes) go in separate calls, so each text is judged
+        # exactly as it would be alone.
+        for group in ([i for i in missing if scores[i] is not None], [i for i in missing if scores[i] is None]):
+            if not group:
+                continue
+            fresh = self._ask([prompts[i] for i in group], [completions[i] for i in group], [scores[i] for i in group])
+            for index, critique in zip(group, fresh, strict=True):
                 results[index] = critique
                 if critique.ok:
                     self._store(keys[index], critique)
@@ -99,7 +107,7 @@ class CachedCritic:
     def _ask(self, prompts: list[str], completions: list[str], scores: list) -> list[Critique]:
         self.stats.calls += 1
         self.stats.texts_sent += len(completions)
-        extrinsic = None if any(score is None for score in scores) else scores
+        extrinsic = None if scores[0] is None else scores
         try:
             critiques = list(self.critic.critique(prompts, completions, extrinsic))
             if len(critiques) != len(completions):

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from textgym.envs.text_env import TextGenerationEnv
+from textgym.envs.vector_env import TextGenerationVectorEnv
 from textgym.wrappers.critic_reward import CriticRewardWrapper
+from textgym.wrappers.critic_reward_vector import CriticRewardVectorWrapper
 
 
 def make_critic_env(
@@ -35,6 +37,31 @@ def make_critic_env(
     """
     return CriticRewardWrapper(
         TextGenerationEnv(task=task, **env_kwargs),
+        critic=critic,
+        mode=mode,
+        label_rewards=label_rewards,
+        default_reward=default_reward,
+        span_weight=span_weight,
+        extrinsic_weight=extrinsic_weight,
+        critic_kwargs=critic_kwargs,
+    )
+
+
+def make_critic_vector_env(
+    num_envs: int = 1,
+    task: str = "sentiment",
+    critic: str | dict[str, Any] = "default",
+    mode: str = "episode",
+    critic_kwargs: dict[str, Any] | None = None,
+    label_rewards: dict[str, float] | None = None,
+    default_reward: float | None = None,
+    span_weight: float = 1.0,
+    extrinsic_weight: float = 1.0,
+    **env_kwargs: Any,
+) -> CriticRewardVectorWrapper:
+    """The vector form: ``TextGenerationVectorEnv`` wrapped in a :class:`CriticRewardVectorWrapper`."""
+    return CriticRewardVectorWrapper(
+        TextGenerationVectorEnv(num_envs, task=task, **env_kwargs),
         critic=critic,
         mode=mode,
         label_rewards=label_rewards,

@@ -10,6 +10,7 @@ from gymnasium.envs.registration import register
 ENTRY_POINT = "textgym.envs.text_env:TextGenerationEnv"
 VECTOR_ENTRY_POINT = "textgym.envs.vector_env:TextGenerationVectorEnv"
 CRITIC_ENTRY_POINT = "textgym.envs.critic_env:make_critic_env"
+CRITIC_VECTOR_ENTRY_POINT = "textgym.envs.critic_env:make_critic_vector_env"
 
 register(
     id="TextSentiment-sparse-v0",
@@ -30,9 +31,24 @@ register(
     kwargs={"task": "summarize"},
 )
 
-register(id="TextSentiment-critic-v0", entry_point=CRITIC_ENTRY_POINT, kwargs={"task": "sentiment"})
-register(id="TextDetox-critic-v0", entry_point=CRITIC_ENTRY_POINT, kwargs={"task": "detox"})
-register(id="TextSummarize-critic-v0", entry_point=CRITIC_ENTRY_POINT, kwargs={"task": "summarize"})
+register(
+    id="TextSentiment-critic-v0",
+    entry_point=CRITIC_ENTRY_POINT,
+    vector_entry_point=CRITIC_VECTOR_ENTRY_POINT,
+    kwargs={"task": "sentiment"},
+)
+register(
+    id="TextDetox-critic-v0",
+    entry_point=CRITIC_ENTRY_POINT,
+    vector_entry_point=CRITIC_VECTOR_ENTRY_POINT,
+    kwargs={"task": "detox"},
+)
+register(
+    id="TextSummarize-critic-v0",
+    entry_point=CRITIC_ENTRY_POINT,
+    vector_entry_point=CRITIC_VECTOR_ENTRY_POINT,
+    kwargs={"task": "summarize"},
+)
 
 
 def registered_ids() -> list[str]:

@@ -102,6 +102,10 @@ class TextGenerationVectorEnv(VectorEnv):
         self._autoreset = terminations | truncations
         return self._batch(), rewards, terminations, truncations, infos
 
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        """Returns attribute ``name`` of every sub-environment, as ``SyncVectorEnv.get_attr`` does."""
+        return tuple(getattr(env, name) for env in self.envs)
+
     def render(self) -> tuple[str | None, ...]:
         """Returns each sub-environment's rendering."""
         return tuple(env.render() for env in self.envs)

@@ -2,41 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from textgym.critics.alignment import span_token_rewards, token_char_ranges
-from textgym.critics.base import Critique
-from textgym.critics.cache import CachedCritic
-from textgym.critics.registry import build_critic
-from textgym.critics.segmentation import is_boundary
-from textgym.error import unknown_name
-
-log = logging.getLogger("textgym.critics")
-
-MODES = ("episode", "prefix")
-LABEL_REWARDS: dict[str, dict[str, float]] = {
-    "sentiment": {"positive": 0.5, "negative": -0.5},
-    "detox": {"toxic": -0.5},
-    "summarize": {"incorrect": -0.5, "irrelevant": -0.5, "incoherent": -0.5},
-}
-"""Per-token reward of each span label (the RELC paper's values)."""
-DEFAULT_REWARDS = {"sentiment": 0.0, "detox": 0.0, "summarize": 0.5}
-"""Per-token reward of tokens that no span covers (+0.5 for summaries, as in the paper)."""
-
-_CACHED: dict[int, CachedCritic] = {}
-
-
-def cached(critic) -> CachedCritic:
-    """One cache per critic object per process, shared by every environment that uses the critic."""
-    if isinstance(critic, CachedCritic):
-        return critic
-    if id(critic) not in _CACHED:
-        _CACHED[id(critic)] = CachedCritic(critic)
-    return _CACHED[id(critic)]
+from textgym.wrappers.span_rewards import EpisodeSpanRewards, RewardRules, resolve_critic
 
 
 class CriticRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -64,9 +35,10 @@ class CriticRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     ``info["critic_fallback"]``, is counted in ``info["critic_stats"]["failures"]`` and is logged.
 
     ## Info (last step)
-    ``token_rewards``, ``critic_reward`` (the span part of the return), ``critic_spans`` (``(start, end, label)``
-    into the completion), ``critic_fallback``, ``critic_error``, ``critic_stats`` (calls, cache hits, hit rate,
-    failures, dropped spans).
+    ``token_rewards`` (a tuple of floats, one per generated token; a tuple because lengths differ between
+    episodes, which vector infos can only hold as objects), ``critic_reward`` (the span part of the return),
+    ``critic_spans`` (``(start, end, label)`` into the completion), ``critic_fallback``, ``critic_error``,
+    ``critic_stats`` (calls, cache hits, hit rate, failures, dropped spans).
 
     Args:
         env: A textgym environment (``TextGenerationEnv``, possibly wrapped).
@@ -101,85 +73,31 @@ class CriticRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             critic_kwargs=critic_kwargs,
         )
         super().__init__(env)
-        if mode not in MODES:
-            raise unknown_name("mode", mode, MODES)
         base = env.unwrapped
         self.task = base.task.name
         self.tokenizer = base.tokenizer
+        self.rules = RewardRules.for_task(self.task, mode, label_rewards, default_reward, span_weight, extrinsic_weight)
         self.mode = mode
-        self.label_rewards = dict(LABEL_REWARDS[self.task] if label_rewards is None else label_rewards)
-        self.default_reward = DEFAULT_REWARDS[self.task] if default_reward is None else default_reward
-        self.span_weight, self.extrinsic_weight = span_weight, extrinsic_weight
-        critic_kwargs = dict(critic_kwargs or {})
-        if critic == "self" and "model" not in critic_kwargs:
-            critic_kwargs["model"] = base.model_name
-        self.critic = cached(
-            build_critic(self.task, critic, **critic_kwargs) if isinstance(critic, (str, dict)) else critic
-        )
-        self._tokens: list[int] = []
-        self._paid = 0.0
-        self._fallback = False
-        self._source = ""
+        self.critic = resolve_critic(self.task, critic, critic_kwargs, base.model_name)
+        self.episode = EpisodeSpanRewards(self.rules, self.tokenizer)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Resets the environment and the episode's critic state."""
         obs, info = self.env.reset(seed=seed, options=options)
-        self._tokens, self._paid, self._fallback = [], 0.0, False
-        self._source = self.env.unwrapped.item.source
+        self.episode.start(self.env.unwrapped.item.source)
         return obs, info
 
     def step(self, action: Any):
         """Steps the environment and adds the span rewards due at this step (see the class docstring)."""
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self._tokens.append(int(np.asarray(action).reshape(())))
         done = terminated or truncated
-        if not done:
-            if self.mode == "episode":
-                return obs, reward, terminated, truncated, info
-            text = self.tokenizer.decode(self._tokens, skip_special_tokens=True)
-            if not is_boundary(text):
-                return obs, reward, terminated, truncated, info
-            critique = self.critic.critique([self._source], [text])[0]
-            step_reward = self._prefix_reward(critique)
-            return obs, float(reward) + step_reward, terminated, truncated, info
-        extrinsic = float(info["extrinsic_score"])
-        critique = self.critic.critique([self._source], [info["completion"]], [extrinsic])[0]
-        reward, info = self._final(critique, extrinsic, info)
-        return obs, reward, terminated, truncated, info
-
-    def span_rewards(self, critique: Critique) -> np.ndarray:
-        """Per-token span rewards of the tokens so far for a critique (zeros for a failed one)."""
-        if not critique.ok:
-            return np.zeros(len(self._tokens))
-        ranges = token_char_ranges(self.tokenizer, self._tokens)
-        return self.span_weight * span_token_rewards(ranges, critique.spans, self.label_rewards, self.default_reward)
-
-    def _prefix_reward(self, critique: Critique) -> float:
-        if not critique.ok:
-            self._note_failure(critique)
-            return 0.0
-        step_reward = float(self.span_rewards(critique).sum()) - self._paid
-        self._paid += step_reward
-        return step_reward
-
-    def _final(self, critique: Critique, extrinsic: float, info: dict[str, Any]) -> tuple[float, dict[str, Any]]:
-        if not critique.ok:
-            self._note_failure(critique)
-        token_rewards = self.span_rewards(critique)
-        critic_total = float(token_rewards.sum())
-        token_rewards[-1] += self.extrinsic_weight * extrinsic
-        reward = self.extrinsic_weight * extrinsic + critic_total - self._paid
-        info = {
-            **info,
-            "token_rewards": token_rewards,
-            "critic_reward": critic_total,
-            "critic_spans": [(span.start, span.end, span.label) for span in critique.spans],
-            "critic_fallback": self._fallback,
-            "critic_error": critique.error,
-            "critic_stats": self.critic.stats.as_dict(),
-        }
-        return reward, info
-
-    def _note_failure(self, critique: Critique) -> None:
-        self._fallback = True
-        log.warning("Critic failed (%s); this episode falls back to the extrinsic reward.", critique.error)
+        text = self.episode.due(int(np.asarray(action).reshape(())), done, info.get("completion"))
+        if text is None:
+            return obs, reward, terminated, truncated, info
+        extrinsic = float(info["extrinsic_score"]) if done else 0.0
+        critique = self.critic.critique([self.episode.source], [text], [extrinsic] if done else None)[0]
+        span_reward, extra = self.episode.settle(critique, done, extrinsic)
+        if done:  # the env's reward is the extrinsic score; reweight it
+            reward = self.rules.extrinsic_weight * extrinsic
+            info = {**info, **extra, "critic_stats": self.critic.stats.as_dict()}
+        return obs, float(reward) + span_reward, terminated, truncated, info
