@@ -66,7 +66,7 @@ def test_same_seed_and_actions_give_identical_episodes(env_id):
     assert [entry[5]["length_limit"] for entry in ends] == [True, False]
     for entry in ends:
         if "token_rewards" in entry[5]:  # critic ids: the last reward is the episode's total of token rewards
-            assert entry[2] == pytest.approx(entry[5]["token_rewards"].sum(), abs=1e-9)
+            assert entry[2] == pytest.approx(sum(entry[5]["token_rewards"]), abs=1e-9)
         else:
             assert 0.0 <= entry[2] <= 1.0 and entry[2] == entry[5]["extrinsic_score"]
     # Sanity: the record is not trivially equal, the episodes did draw prompts and write the actions.
