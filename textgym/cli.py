@@ -1,4 +1,4 @@
-"""The ``textgym`` command line: ``textgym list`` and ``textgym rollout``."""
+"""The ``textgym`` command line: ``textgym list``, ``textgym rollout`` and ``textgym critic-eval``."""
 
 from __future__ import annotations
 
@@ -79,6 +79,25 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_critic_eval(args: argparse.Namespace) -> int:
+    """Scores a critic against the gold spans of a task: word-level precision, recall, F1, and latency."""
+    from textgym.critics.evaluation import evaluate, load_gold
+    from textgym.critics.registry import build_critic
+
+    kwargs = json.loads(args.critic_kwargs) if args.critic_kwargs else {}
+    critic = build_critic(args.task, args.critic, **kwargs)
+    scores = evaluate(critic, load_gold(args.task, args.gold), batch_size=args.batch_size)
+    result = {"task": args.task, "critic": args.critic, "critic_kwargs": kwargs, **scores.as_dict()}
+    print(
+        f"{args.task} / {args.critic} {kwargs or ''}: precision {scores.precision:.3f}  recall {scores.recall:.3f}  "
+        f"F1 {scores.f1:.3f}  {scores.seconds_per_text * 1000:.0f} ms/text  failures {scores.failures}  "
+        f"dropped spans {scores.dropped_spans}  ({scores.examples} texts)"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
 def _plot(results: dict, episodes: list[dict], path: Path, policy: str) -> None:
     import matplotlib
 
@@ -118,6 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
     roll.add_argument("--max-new-tokens", type=int, default=None, help="override the task's length limit")
     roll.add_argument("--out", default="runs/rollout", help="folder for summary.json, episodes.json, rollout.png")
     roll.set_defaults(func=cmd_rollout)
+    crit = commands.add_parser("critic-eval", help="score a critic's spans against the gold spans of a task")
+    crit.add_argument("--task", required=True, choices=["sentiment", "detox", "summarize"])
+    crit.add_argument(
+        "--critic",
+        default="default",
+        help="default, lm-judge, attribution, self, a model id, an http(s):// server URL (with --critic-kwargs "
+        "'{\"model\": ...}'), ...",
+    )
+    crit.add_argument("--critic-kwargs", default="", help="JSON object of critic arguments")
+    crit.add_argument("--gold", default=None, help="a JSON-lines gold file instead of the embedded one")
+    crit.add_argument("--batch-size", type=int, default=16)
+    crit.add_argument("--json", default=None, help="write the result to this file")
+    crit.set_defaults(func=cmd_critic_eval)
     return parser
 
 

@@ -1,0 +1,100 @@
+"""The vector critic wrapper against SyncVectorEnv of single critic wrappers, with separate critics and caches."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import textgym  # noqa: F401  (registers the ids)
+from textgym.critics.attribution import AttributionCritic
+from textgym.models import load_tokenizer
+from textgym.wrappers import CriticRewardVectorWrapper
+
+TEXT = " you stupid idiot, I hate you. Great film, lovely day. Thanks"
+
+
+def _actions(step: int, num_envs: int, words: list[int], eos: int) -> np.ndarray:
+    actions = np.array([words[(step + 2 * i) % len(words)] for i in range(num_envs)])
+    if step in (3, 9):
+        actions[1] = eos  # one sub-env ends early, twice
+    return actions
+
+
+@pytest.mark.parametrize("mode", ["episode", "prefix"])
+def test_vector_wrapper_equals_sync_of_single_wrappers(mode):
+    tokenizer = load_tokenizer()
+    words = tokenizer(TEXT, add_special_tokens=False).input_ids
+    kwargs = {"mode": mode, "max_new_tokens": 7}
+    vec = gym.make_vec("TextDetox-critic-v0", num_envs=3, critic=AttributionCritic("detox"), **kwargs)
+    sync = gym.make_vec(
+        "TextDetox-critic-v0", num_envs=3, vectorization_mode="sync", critic=AttributionCritic("detox"), **kwargs
+    )
+    assert isinstance(vec, CriticRewardVectorWrapper)
+    assert vec.critic is not sync.envs[0].unwrapped  # separate critics: nothing is shared through a cache
+    vec.reset(seed=5)
+    sync.reset(seed=5)
+    returns_v, returns_s, ended, flagged = np.zeros(3), np.zeros(3), 0, 0
+    for step in range(16):
+        actions = _actions(step, 3, words, tokenizer.eos_token_id)
+        obs_v, rew_v, term_v, trunc_v, info_v = vec.step(actions)
+        obs_s, rew_s, term_s, trunc_s, info_s = sync.step(actions)
+        np.testing.assert_array_equal(obs_v["input_ids"], obs_s["input_ids"])
+        np.testing.assert_array_equal(term_v, term_s)
+        np.testing.assert_allclose(rew_v, rew_s, atol=1e-6)
+        returns_v += rew_v
+        returns_s += rew_s
+        for i in np.flatnonzero(term_v):
+            ended += 1
+            assert sum(info_v["token_rewards"][i]) == pytest.approx(sum(info_s["token_rewards"][i]), abs=1e-6)
+            assert info_v["critic_spans"][i] == info_s["critic_spans"][i]
+            flagged += bool(info_v["critic_spans"][i])
+            assert rew_v[i] == pytest.approx(sum(info_v["token_rewards"][i]), abs=1e-9) or mode == "prefix"
+    assert ended >= 5
+    assert flagged >= 1 and returns_v.min() < 0  # the toxic words were penalised
+    np.testing.assert_allclose(returns_v, returns_s, atol=1e-6)
+
+
+def test_one_batched_critic_call_per_step():
+    tokenizer = load_tokenizer()
+    words = tokenizer(TEXT, add_special_tokens=False).input_ids
+    critic = AttributionCritic("detox")
+    calls = []
+    real = critic.critique
+
+    def spy(prompts, completions, extrinsic=None):
+        calls.append(len(completions))
+        return real(prompts, completions, extrinsic)
+
+    critic.critique = spy
+    vec = gym.make_vec("TextDetox-critic-v0", num_envs=4, critic=critic, max_new_tokens=5)
+    vec.reset(seed=0)
+    for step in range(5):
+        vec.step(np.array([words[(step + i) % len(words)] for i in range(4)]))
+    # All four end together on step 5: their four distinct texts go to the critic in one call.
+    assert calls == [4]
+
+
+def test_episode_and_prefix_returns_match_in_the_vector_form():
+    tokenizer = load_tokenizer()
+    words = tokenizer(TEXT, add_special_tokens=False).input_ids
+    totals = {}
+    for mode in ("episode", "prefix"):
+        vec = gym.make_vec("TextDetox-critic-v0", num_envs=2, mode=mode, max_new_tokens=len(words))
+        vec.reset(seed=1)
+        total = np.zeros(2)
+        for step in range(len(words)):
+            _, rewards, _, _, _ = vec.step(np.array([words[step]] * 2))
+            total += rewards
+            if mode == "prefix" and step < len(words) - 1:
+                totals.setdefault("prefix_paid_early", 0.0)
+                totals["prefix_paid_early"] += abs(rewards).sum()
+        totals[mode] = total
+    np.testing.assert_allclose(totals["episode"], totals["prefix"], atol=1e-9)
+    assert totals["prefix_paid_early"] > 0
+
+
+def test_rejects_a_vector_env_without_next_step_autoreset():
+    base = gym.make_vec(
+        "TextDetox-sparse-v0", num_envs=2, vectorization_mode="sync", vector_kwargs={"autoreset_mode": "SameStep"}
+    )
+    with pytest.raises(ValueError, match="next-step autoreset"):
+        CriticRewardVectorWrapper(base)
