@@ -1,0 +1,107 @@
+"""SegmentJudgeCritic with the real default LM (SmolLM2-135M), named and as a live model object."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import pytest
+import torch
+
+import textgym  # noqa: F401  (registers the environment ids)
+from textgym.critics.base import LABELS
+from textgym.critics.cache import CachedCritic
+from textgym.critics.registry import build_critic
+from textgym.critics.segment_judge import SegmentJudgeCritic
+from textgym.models import DEFAULT_POLICY_MODEL, load_causal_lm, load_tokenizer
+from textgym.wrappers.critic_reward import CriticRewardWrapper
+
+REVIEW = "I loved every minute of it, a wonderful film. The ending was awful and dull."
+MIXED = "The acting was superb, but the plot was a boring mess."
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One torch thread: on 2 shared cores, two threads spin against other processes and small ops crawl."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def judge() -> SegmentJudgeCritic:
+    """The registry's sentiment LM judge (the object the sentiment environments use)."""
+    critic = build_critic("sentiment", "lm-judge")
+    assert isinstance(critic, SegmentJudgeCritic)
+    return critic
+
+
+def covers(critique, text: str, word: str, label: str) -> bool:
+    start = text.index(word)
+    return any(s.label == label and s.start < start + len(word) and start < s.end for s in critique.spans)
+
+
+def triples(critique) -> list[tuple[int, int, str]]:
+    return [(span.start, span.end, span.label) for span in critique.spans]
+
+
+def test_positive_and_negative_clauses_get_their_labels(judge):
+    review, mixed = judge.critique(["The movie", "The movie"], [REVIEW, MIXED])
+    for critique, text in ((review, REVIEW), (mixed, MIXED)):
+        assert critique.ok and critique.spans
+        assert [span.start for span in critique.spans] == sorted(span.start for span in critique.spans)
+        for span in critique.spans:
+            assert 0 <= span.start < span.end <= len(text) and span.label in LABELS["sentiment"]
+            assert span.score > judge.threshold
+    detail = [(span.text(REVIEW), span.label) for span in review.spans]
+    assert covers(review, REVIEW, "wonderful", "positive") and covers(review, REVIEW, "awful", "negative"), detail
+    assert not covers(review, REVIEW, "wonderful", "negative") and not covers(review, REVIEW, "awful", "positive")
+    assert covers(mixed, MIXED, "superb", "positive") and covers(mixed, MIXED, "boring", "negative")
+
+
+def test_a_batch_gives_what_one_text_at_a_time_gives(judge):
+    batch = judge.critique(["The movie"] * 3, [REVIEW, MIXED, ""])
+    assert batch[2].ok and batch[2].spans == ()
+    for text, critique in zip([REVIEW, MIXED], batch[:2], strict=True):
+        [alone] = judge.critique(["The movie"], [text])
+        assert triples(alone) == triples(critique)
+        assert [s.score for s in alone.spans] == pytest.approx([s.score for s in critique.spans], abs=1e-3)
+
+
+def test_a_live_model_judges_like_the_named_one_and_refresh_bumps_the_version(judge):
+    live = SegmentJudgeCritic("sentiment", model=load_causal_lm(), tokenizer=load_tokenizer())
+    assert live.version == 1 and live.bias == pytest.approx(judge.bias, abs=1e-4)
+    key = live.config_key()
+    assert key.startswith("SegmentJudgeCritic:sentiment:live:") and ":v1:" in key
+    cached = CachedCritic(live)
+    [by_live] = cached.critique(["The movie"], [MIXED])
+    [named] = judge.critique(["The movie"], [MIXED])
+    assert by_live.spans and triples(by_live) == triples(named)
+
+    live.refresh()  # e.g. after a training step changed the weights
+    assert live.version == 2 and live.config_key() == key.replace(":v1:", ":v2:")
+    cached.critique(["The movie"], [MIXED])
+    assert cached.stats.calls == 2 and cached.stats.hits == 0  # the old critique belongs to the old weights
+
+
+def test_a_live_model_needs_its_tokenizer():
+    with pytest.raises(ValueError, match="A live model needs its tokenizer"):
+        SegmentJudgeCritic("sentiment", model=load_causal_lm())
+
+
+def test_a_template_without_its_fields_is_refused(tmp_path):
+    path = tmp_path / "judge.json"
+    path.write_text(json.dumps({"prefix": "Review: fine\nGood: yes\n\n", "query": "Review: {text}\nGood:"}))
+    with pytest.raises(ValueError, match=r"lacks the fields \['answer_words', 'labels'\]"):
+        SegmentJudgeCritic("sentiment", template_path=str(path))
+
+
+def test_the_self_critic_judges_with_the_policy_model():
+    env = gym.make("TextSentiment-critic-v0", critic="self", max_new_tokens=8)
+    wrapper = env
+    while not isinstance(wrapper, CriticRewardWrapper):
+        wrapper = wrapper.env
+    critic = wrapper.critic.critic
+    assert isinstance(critic, SegmentJudgeCritic) and critic.model_name == env.unwrapped.model_name
+    assert env.unwrapped.model_name == DEFAULT_POLICY_MODEL
