@@ -67,7 +67,7 @@ def time_vector(env_id: str, mode: str, num_envs: int = 8, steps: int = 120) -> 
 def main() -> None:
     torch.set_num_threads(2)
     rows = []
-    for env_id in textgym.registered_ids():
+    for env_id in [env_id for env_id in textgym.registered_ids() if env_id.endswith("-sparse-v0")]:
         step = time_steps(env_id)
         forward_1, forward_8 = time_forward(env_id, 1), time_forward(env_id, 8)
         sync, batched = time_vector(env_id, "sync"), time_vector(env_id, "vector_entry_point")

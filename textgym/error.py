@@ -39,6 +39,10 @@ class EpisodeFinishedError(TextGymError, gymnasium.error.ResetNeeded):
     """``step`` was called on an episode that has already ended."""
 
 
+class CriticConfigError(TextGymError, ValueError):
+    """A critic spec with a missing or unknown argument."""
+
+
 class DataError(TextGymError, ValueError):
     """A prompt file or data set that is missing or malformed."""
 

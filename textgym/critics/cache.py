@@ -112,6 +112,9 @@ class CachedCritic:
             critiques = list(self.critic.critique(prompts, completions, extrinsic))
             if len(critiques) != len(completions):
                 raise ValueError(f"the critic returned {len(critiques)} critiques for {len(completions)} texts")
+            wrong = [type(critique).__name__ for critique in critiques if not isinstance(critique, Critique)]
+            if wrong:
+                raise TypeError(f"the critic returned {wrong[0]} where a Critique belongs")
         except Exception as error:  # a critic bug or outage must not crash the environment
             log.warning("Critic %s failed on a batch of %d: %s", type(self.critic).__name__, len(completions), error)
             critiques = [Critique.failed(f"{type(error).__name__}: {error}") for _ in completions]

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from textgym.critics.base import Critic
-from textgym.error import unknown_name
+from textgym.error import CriticConfigError, unknown_name
 
 CRITIC_TYPES = ("lm-judge", "attribution", "openai", "self")
 DEFAULT_CRITICS: dict[str, dict[str, Any]] = {
@@ -41,9 +41,19 @@ def critic_config(task: str, critic: str | dict[str, Any] = "default", **kwargs:
     elif critic.startswith(("http://", "https://")):
         config = {"type": "openai", "base_url": critic}
     else:
-        from textgym.models import resolve
+        from textgym.error import UnknownNameError
+        from textgym.models import NAMED_MODELS, resolve
 
-        resolve(critic)  # raises a "Did you mean" error for unknown bare names
+        try:
+            resolve(critic)
+        except UnknownNameError:
+            causal = [name for name, model in NAMED_MODELS.items() if model.kind == "causal-lm"]
+            raise unknown_name(
+                "critic",
+                critic,
+                ["default", *CRITIC_TYPES, *causal],
+                hint="A critic is a type, a named model, a folder, a model hub id or an http(s):// server URL.",
+            ) from None
         config = {"type": "lm-judge", "model": critic}
     config.update(kwargs)
     if config.get("type") not in CRITIC_TYPES:
@@ -61,6 +71,16 @@ def build_critic(task: str, critic: str | dict[str, Any] = "default", **kwargs: 
 def _build(task: str, frozen: str) -> Critic:
     config = json.loads(frozen)
     kind = config.pop("type")
+    try:
+        return _construct(task, kind, config)
+    except TypeError as error:  # a missing or misspelt argument
+        raise CriticConfigError(
+            f"Bad arguments {sorted(config)} for a {kind!r} critic: {error}. See the critic class's docstring "
+            "(an 'openai' critic needs base_url and model)."
+        ) from error
+
+
+def _construct(task: str, kind: str, config: dict[str, Any]) -> Critic:
     if kind == "lm-judge":
         from textgym.critics.segment_judge import SegmentJudgeCritic
 
