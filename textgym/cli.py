@@ -70,7 +70,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
             f"{row['new_tokens_mean']:.1f}",
             f"{row['seconds']:.1f}",
         )
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 120).print(table)  # logs get the whole table
     summary = {"args": vars(args) | {"func": None}, "results": results}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "episodes.json").write_text(json.dumps(episodes, indent=2, ensure_ascii=False))
