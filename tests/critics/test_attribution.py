@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from textgym.critics.attribution import AttributionCritic
 from textgym.critics.base import LABELS, Span
@@ -18,15 +17,6 @@ TOXIC = " Well, you are a stupid idiot and I hate you. Have a nice day."
 CLEAN = "Thanks for the lovely dinner, see you soon."
 INSULT = "You are a worthless piece of garbage, shut up"
 REVIEW = "I loved every minute of it, a wonderful film. The ending was awful and dull."
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One torch thread: on 2 shared cores, two threads spin against other processes (the BiLSTM slows 100-fold)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ The wrapped critic is a real AttributionCritic (toxicity BiLSTM) behind a spy th
 from __future__ import annotations
 
 import pytest
-import torch
 
 from textgym.critics.attribution import AttributionCritic
 from textgym.critics.base import Critique
@@ -15,15 +14,6 @@ from textgym.critics.cache import CachedCritic, CriticStats
 TOXIC = "you are a stupid idiot and I hate you"
 CLEAN = "Thanks for the lovely dinner, see you soon."
 OTHER = "The bus was late again, so I walked."
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One torch thread: on 2 shared cores, two threads spin against other processes (the BiLSTM slows 100-fold)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import json
 
 import gymnasium as gym
 import pytest
-import torch
 
 import textgym  # noqa: F401  (registers the environment ids)
 from textgym.critics.base import LABELS
@@ -18,15 +17,6 @@ from textgym.wrappers.critic_reward import CriticRewardWrapper
 
 REVIEW = "I loved every minute of it, a wonderful film. The ending was awful and dull."
 MIXED = "The acting was superb, but the plot was a boring mess."
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One torch thread: on 2 shared cores, two threads spin against other processes and small ops crawl."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from textgym.scorers.sentiment_lm import CALIBRATION_SET, FEW_SHOT_EXAMPLES, LMSentimentScorer
 from textgym.tasks.base import embedded_data
@@ -30,16 +29,6 @@ NEGATIVE = [
     "A tedious, miserable disaster that I would not wish on anyone.",
 ]
 TEXTS = POSITIVE + NEGATIVE
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread: with two threads on two cores that another process also uses, a forward pass is up to
-    ten times slower (each thread waits for the other at every op)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

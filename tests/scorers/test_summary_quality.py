@@ -6,21 +6,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from textgym.scorers.summary_quality import SummaryQualityScorer
 from textgym.tasks.base import embedded_data
 
 UNRELATED = "A recipe for tomato soup: roast the tomatoes, add garlic and basil, then blend it until smooth."
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread: two threads on two cores shared with another process are much slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
