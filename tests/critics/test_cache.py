@@ -150,3 +150,14 @@ def test_a_new_config_key_misses(attribution):
 def test_no_requests_is_a_hit_rate_of_zero():
     assert CriticStats().hit_rate == 0.0
     assert CriticStats(requests=4, hits=1).as_dict()["hit_rate"] == 0.25
+
+
+def test_a_critic_that_ignores_the_score_shares_one_entry_across_scores(attribution):
+    assert attribution.uses_extrinsic is False
+    spy = Spy(attribution)
+    spy.uses_extrinsic = False
+    cache = CachedCritic(spy)
+    cache.critique(["p"], [TOXIC])  # a prefix-mode critique, no score yet
+    cache.critique(["p"], [TOXIC], [0.3])  # the final critique of the same text
+    cache.critique(["p"], [TOXIC], [0.7])
+    assert len(spy.calls) == 1 and cache.stats.hits == 2

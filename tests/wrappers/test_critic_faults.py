@@ -89,9 +89,11 @@ def test_a_good_answer_gives_spans_in_both_modes(server, request):
         assert episode.total == pytest.approx(episode.info["extrinsic_score"] - 1.0, abs=1e-9)
     assert by_prefix.rewards[COMMA_STEP] == pytest.approx(-1.0)
     seen = [completion_between_markers(r.user_message) for r in server.requests]
-    # The episode's final critique; the prefix mode's at "," and at "." (no extrinsic score yet); its final
-    # critique (with the same extrinsic score as the episode mode's) came from the cache.
-    assert seen == [TEXT, PREFIX, TEXT]
+    # The episode's final critique, then the prefix mode's at ","; its critique at "." and its final one are the
+    # episode's text, and the detox template shows no extrinsic score (uses_extrinsic is False), so both come
+    # from the cache.
+    assert episode_env.unwrapped is not prefix_env.unwrapped
+    assert seen == [TEXT, PREFIX]
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))

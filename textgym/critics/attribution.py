@@ -53,6 +53,7 @@ class AttributionCritic:
         if task == "summarize" and method == "segment":
             raise ValueError("A summary clause alone has no summary score: use method='occlusion' for summarize.")
         self.task, self.method, self.trim = task, method, trim
+        self.uses_extrinsic = False  # the extrinsic score changes nothing, so it is left out of cache keys
         self.threshold = threshold if threshold is not None else (0.2 if method == "segment" else 0.05)
         self.scorer_name, self.scorer_kwargs = scorer, scorer_kwargs
         self.scorer = get_scorer(task, scorer, scorer_kwargs)

@@ -77,6 +77,8 @@ class Critic(Protocol):
     """
 
     task: str
+    uses_extrinsic: bool
+    """Whether the critique depends on the extrinsic score; the cache keys on the score only where it does."""
 
     def config_key(self) -> str:
         """A string that identifies the critic's configuration (model, template, thresholds) for caching."""

@@ -1,7 +1,9 @@
 """A critique cache, and the guard that keeps a failing critic from crashing an environment.
 
 :class:`CachedCritic` wraps any critic: critiques are kept by (critic config, prompt, completion, extrinsic score),
-so a repeated text costs nothing; only successful critiques are kept. It also turns any exception the critic
+so a repeated text costs nothing (the score is left out of the key for critics whose ``uses_extrinsic`` is
+False, so in ``prefix`` mode a text that ends with punctuation and then EOS is critiqued once); only successful
+critiques are kept. It also turns any exception the critic
 raises into failed critiques for that batch, counted and logged, so a critic bug or outage never crashes a
 training run. ``stats`` holds the counts that the wrappers report in ``info`` and logs.
 """
@@ -79,6 +81,8 @@ class CachedCritic:
         """
         config = self.critic.config_key()  # read per call: a live self-critic's key changes with its weights
         scores = list(extrinsic) if extrinsic is not None else [None] * len(completions)
+        if not getattr(self.critic, "uses_extrinsic", True):  # then a prefix and a final text share one entry
+            scores = [None] * len(completions)
         keys = [
             (config, prompt, text, None if score is None else round(float(score), 6))
             for prompt, text, score in zip(prompts, completions, scores, strict=True)

@@ -173,6 +173,7 @@ class OpenAICompatibleCritic:
         self.api_key_env = api_key_env.strip()
         self.template_path = None if template_path is None else str(template_path)
         self.template = template
+        self.uses_extrinsic = "{extrinsic}" in template
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
         self.concurrency = int(concurrency)

@@ -68,6 +68,7 @@ class SegmentJudgeCritic:
         if task not in LABELS:
             raise unknown_name("task", task, LABELS)
         self.task, self.threshold, self.trim, self.batch_size = task, threshold, trim, batch_size
+        self.uses_extrinsic = False  # the extrinsic score changes nothing, so it is left out of cache keys
         self.spec = load_judge_spec(task, template_path)
         self.model_name = model if isinstance(model, str) else f"live:{type(model).__name__}@{id(model):x}"
         self.model = load_causal_lm(model) if isinstance(model, str) else model
