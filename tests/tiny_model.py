@@ -10,11 +10,9 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from textgym.models import load_tokenizer
 
 
-def save_tiny_causal_lm(folder: Path, seed: int = 0) -> Path:
-    """Builds a 2-layer Llama with the SmolLM2 tokenizer's vocabulary and saves model and tokenizer to ``folder``."""
-    tokenizer = load_tokenizer()
-    torch.manual_seed(seed)
-    config = LlamaConfig(
+def tiny_llama_config(tokenizer, **overrides) -> LlamaConfig:
+    """A 2-layer, 32-wide Llama config over ``tokenizer``'s vocabulary; ``overrides`` set any other field."""
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,
         intermediate_size=64,
@@ -24,7 +22,14 @@ def save_tiny_causal_lm(folder: Path, seed: int = 0) -> Path:
         max_position_embeddings=512,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        **overrides,
     )
-    LlamaForCausalLM(config).save_pretrained(folder)
+
+
+def save_tiny_causal_lm(folder: Path, seed: int = 0) -> Path:
+    """Builds a 2-layer Llama with the SmolLM2 tokenizer's vocabulary and saves model and tokenizer to ``folder``."""
+    tokenizer = load_tokenizer()
+    torch.manual_seed(seed)
+    LlamaForCausalLM(tiny_llama_config(tokenizer)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

@@ -13,8 +13,9 @@ import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, LlamaConfig, LlamaForSequenceClassification
+from transformers import AutoModelForSequenceClassification, LlamaForSequenceClassification
 
+from tests.tiny_model import tiny_llama_config
 from textgym.error import ModelLoadError, UnknownNameError
 from textgym.models import load_tokenizer
 from textgym.scorers.hf_classifier import ClassifierScorer
@@ -31,20 +32,12 @@ TEXTS = [
 
 def _save_classifier(folder: Path, tokenizer, problem_type: str | None = None) -> Path:
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
+    config = tiny_llama_config(
+        tokenizer,
         initializer_range=0.5,  # Large random weights, so the probabilities differ clearly between texts.
         id2label={0: "NEGATIVE", 1: "POSITIVE"},
         label2id={"NEGATIVE": 0, "POSITIVE": 1},
-        pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
         problem_type=problem_type,
     )
     model = LlamaForSequenceClassification(config).eval()
