@@ -227,3 +227,24 @@ def test_reset_mask_without_a_true_value_raises_like_sync():
         env.reset(seed=0)
         with pytest.raises(ValueError, match="reset_mask"):
             env.reset(options={"reset_mask": mask.copy()})
+
+
+def test_disabled_autoreset_keeps_ended_rows_idle_until_reset():
+    vec = gym.make_vec(DETOX, num_envs=2, max_new_tokens=4, autoreset_mode="disabled")
+    assert vec.metadata["autoreset_mode"] == gym.vector.AutoresetMode.DISABLED
+    sub = vec.envs[0]
+    word = sub.tokenizer(" cat", add_special_tokens=False).input_ids[0]
+    vec.reset(seed=0)
+    obs, rewards, terms, _, infos = vec.step(np.array([word, sub.eos_token_id]))
+    assert terms.tolist() == [False, True] and "completion" in infos
+    ended_obs = obs["input_ids"][1].copy()
+    for _ in range(3):  # row 1 idles: its action (even an invalid one) is ignored, no reward, no termination
+        obs, rewards, terms, _, infos = vec.step(np.array([word, -1]))
+        np.testing.assert_array_equal(obs["input_ids"][1], ended_obs)
+        assert rewards[1] == 0.0 and not terms[1]
+    assert terms[0]  # row 0 reached the length limit on the fourth token
+    obs, _ = vec.reset(options={"reset_mask": np.array([False, True])})
+    _, _, terms, _, _ = vec.step(np.array([word, word]))
+    assert terms.tolist() == [False, False]  # row 1 runs again; row 0 idles
+    with pytest.raises(ValueError, match="autoreset_mode"):
+        gym.make_vec(DETOX, num_envs=2, autoreset_mode="sometimes")

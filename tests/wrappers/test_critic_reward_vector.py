@@ -96,5 +96,38 @@ def test_rejects_a_vector_env_without_next_step_autoreset():
     base = gym.make_vec(
         "TextDetox-sparse-v0", num_envs=2, vectorization_mode="sync", vector_kwargs={"autoreset_mode": "SameStep"}
     )
-    with pytest.raises(ValueError, match="next-step autoreset"):
+    with pytest.raises(ValueError, match="next-step or disabled autoreset"):
         CriticRewardVectorWrapper(base)
+
+
+@pytest.mark.parametrize("mode", ["episode", "prefix"])
+def test_disabled_autoreset_rows_idle_and_match_a_single_wrapper(mode):
+    """With autoreset disabled an ended row idles (no reward, no critique) and a reset restarts it cleanly."""
+    tokenizer = load_tokenizer()
+    words = tokenizer(TEXT, add_special_tokens=False).input_ids
+    kwargs = {"mode": mode, "max_new_tokens": 6}
+    vec = gym.make_vec(
+        "TextDetox-critic-v0", num_envs=2, critic=AttributionCritic("detox"), autoreset_mode="disabled", **kwargs
+    )
+    single = gym.make("TextDetox-critic-v0", critic=AttributionCritic("detox"), **kwargs)
+    for round_ in range(2):  # the second round checks that reset() after idling starts a clean episode
+        vec.reset(seed=3)
+        single.reset(seed=3)
+        plan = [words[k] for k in range(6)]
+        plan_row1 = [words[0], tokenizer.eos_token_id]  # row 1 ends at its second token, then idles
+        total_vec, total_single, idle_rewards = 0.0, 0.0, []
+        for step in range(6):
+            row1 = plan_row1[step] if step < 2 else words[1]  # actions of an idle row are ignored
+            _, rewards, terms, _, infos = vec.step(np.array([plan[step], row1]))
+            _, reward, term, _, info = single.step(plan[step])
+            total_vec += rewards[0]
+            total_single += reward
+            if step >= 2:
+                idle_rewards.append(rewards[1])
+                assert not terms[1]
+            if step == 1:
+                assert terms[1]
+        assert term and terms[0]
+        assert total_vec == pytest.approx(total_single, abs=1e-9), round_
+        assert infos["token_rewards"][0] == pytest.approx(info["token_rewards"], abs=1e-9)
+        assert idle_rewards == [0.0] * 4

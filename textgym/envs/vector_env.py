@@ -4,6 +4,11 @@ It steps ``num_envs`` sub-environments and scores every episode that ends on a s
 where ``SyncVectorEnv`` would score them one at a time. Otherwise it behaves exactly like ``SyncVectorEnv`` with
 next-step autoreset on the same seeds: same observations, rewards (up to the scorer's batching arithmetic),
 terminations and infos.
+
+With ``autoreset_mode="disabled"`` a sub-environment whose episode has ended stays idle until ``reset`` (with a
+``reset_mask``) restarts it: its actions are ignored and it returns its last observation, reward 0 and no
+termination. Agents that sample a batch of episodes in lockstep (one key/value cache for the batch) use this, so
+a row that ends early neither starts a new episode nor gets scored again.
 """
 
 from __future__ import annotations
@@ -23,17 +28,23 @@ class TextGenerationVectorEnv(VectorEnv):
 
     Args:
         num_envs: Number of sub-environments.
+        autoreset_mode: ``"next_step"`` (Gymnasium's default) or ``"disabled"`` (ended sub-environments stay idle
+            until reset; see the module docstring).
         **kwargs: Arguments of :class:`TextGenerationEnv`, the same for every sub-environment.
     """
 
-    def __init__(self, num_envs: int = 1, **kwargs: Any) -> None:
+    def __init__(self, num_envs: int = 1, autoreset_mode: str | AutoresetMode = "next_step", **kwargs: Any) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}.")
+        modes = {"next_step": AutoresetMode.NEXT_STEP, "disabled": AutoresetMode.DISABLED}
+        mode = modes.get(autoreset_mode.value if isinstance(autoreset_mode, AutoresetMode) else autoreset_mode)
+        if mode is None:
+            raise ValueError(f"autoreset_mode must be one of {sorted(modes)}, got {autoreset_mode!r}.")
         self.envs = [TextGenerationEnv(**kwargs) for _ in range(num_envs)]
         self.num_envs = num_envs
         first = self.envs[0]
         self.render_mode = first.render_mode
-        self.metadata = {**first.metadata, "autoreset_mode": AutoresetMode.NEXT_STEP}
+        self.metadata = {**first.metadata, "autoreset_mode": mode}
         self.single_observation_space = first.observation_space
         self.single_action_space = first.action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -70,7 +81,7 @@ class TextGenerationVectorEnv(VectorEnv):
         return self._batch(), infos
 
     def step(self, actions: Any) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Steps every sub-environment; those that ended on the previous step are reset instead (next-step)."""
+        """Steps every sub-environment; those that ended earlier are reset (next-step) or stay idle (disabled)."""
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs,):
             raise InvalidActionError(
@@ -91,15 +102,18 @@ class TextGenerationVectorEnv(VectorEnv):
         terminations = np.zeros(self.num_envs, dtype=np.bool_)
         truncations = np.zeros(self.num_envs, dtype=np.bool_)
         infos: dict[str, Any] = {}
+        idle = self._autoreset & (self.metadata["autoreset_mode"] == AutoresetMode.DISABLED)
         for i, env in enumerate(self.envs):
-            if self._autoreset[i]:
+            if idle[i]:  # ended earlier, waits for reset: last observation, reward 0, no new termination
+                info = {}
+            elif self._autoreset[i]:
                 self._env_obs[i], info = env.reset()
             elif i in score_of:
                 self._env_obs[i], rewards[i], terminations[i], truncations[i], info = env.finish(score_of[i])
             else:
                 self._env_obs[i], info = env._observation(), {}
             infos = self._add_info(infos, info, i)
-        self._autoreset = terminations | truncations
+        self._autoreset = terminations | truncations | idle
         return self._batch(), rewards, terminations, truncations, infos
 
     def get_attr(self, name: str) -> tuple[Any, ...]:

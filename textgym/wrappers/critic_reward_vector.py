@@ -17,7 +17,8 @@ class CriticRewardVectorWrapper(gym.vector.VectorWrapper):
     the rewards equal what ``SyncVectorEnv`` of ``CriticRewardWrapper`` environments gives on the same seeds.
     Every sub-environment whose episode ends (or, in ``prefix`` mode, reaches a clause boundary) on a step is
     critiqued in the same batched call. The wrapped vector env must autoreset on the next step (Gymnasium's
-    default) and offer ``get_attr`` (``TextGenerationVectorEnv`` and ``SyncVectorEnv`` of textgym envs do).
+    default) or not at all (``autoreset_mode="disabled"``: ended rows idle until reset) and offer ``get_attr``
+    (``TextGenerationVectorEnv`` and ``SyncVectorEnv`` of textgym envs do).
 
     Args:
         env: A vector of textgym environments.
@@ -37,8 +38,10 @@ class CriticRewardVectorWrapper(gym.vector.VectorWrapper):
         critic_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(env)
-        if env.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.NEXT_STEP:
-            raise ValueError("CriticRewardVectorWrapper needs a vector env with next-step autoreset.")
+        modes = (gym.vector.AutoresetMode.NEXT_STEP, gym.vector.AutoresetMode.DISABLED)
+        if env.metadata.get("autoreset_mode") not in modes:
+            raise ValueError("CriticRewardVectorWrapper needs a vector env with next-step or disabled autoreset.")
+        self._idle_when_done = env.metadata["autoreset_mode"] == gym.vector.AutoresetMode.DISABLED
         self.task = env.get_attr("task")[0].name
         self.tokenizer = env.get_attr("tokenizer")[0]
         self.rules = RewardRules.for_task(self.task, mode, label_rewards, default_reward, span_weight, extrinsic_weight)
@@ -51,6 +54,7 @@ class CriticRewardVectorWrapper(gym.vector.VectorWrapper):
         mask = (options or {}).get("reset_mask")
         mask = np.ones(self.num_envs, dtype=bool) if mask is None else np.asarray(mask, dtype=bool).copy()
         obs, infos = self.env.reset(seed=seed, options=options)
+        self._restart[mask] = False
         self._start(np.flatnonzero(mask))
         return obs, infos
 
@@ -58,7 +62,7 @@ class CriticRewardVectorWrapper(gym.vector.VectorWrapper):
         """Steps every sub-environment and adds the span rewards due, critiquing all due texts in one call."""
         obs, rewards, terminations, truncations, infos = self.env.step(actions)
         rewards = np.asarray(rewards, dtype=np.float64).copy()
-        restarted = np.flatnonzero(self._restart)
+        restarted = np.flatnonzero(self._restart) if not self._idle_when_done else np.zeros(0, dtype=int)
         done = np.logical_or(terminations, truncations)
         due: list[tuple[int, str, float | None]] = []
         for i in range(self.num_envs):
@@ -82,7 +86,7 @@ class CriticRewardVectorWrapper(gym.vector.VectorWrapper):
                     extra["critic_stats"] = self.critic.stats.as_dict()
                     infos = gym.vector.VectorEnv._add_info(self.env, infos, extra, i)
                 rewards[i] += span_reward
-        self._restart = done.copy()
+        self._restart = done | self._restart if self._idle_when_done else done.copy()
         return obs, rewards, terminations, truncations, infos
 
     def _start(self, indices) -> None:
