@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from textgym.agents.lm_policy import filter_logits
+
 
 class LMSampler:
     """Samples next tokens for a batch of episodes that advance together.
@@ -73,13 +75,10 @@ class LMSampler:
         logits = logits[:, : self.action_size].float()
         if self.temperature == 0:
             return logits.argmax(-1).numpy()
-        logits = logits / self.temperature
-        if self.top_k:
-            kth = logits.topk(min(self.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        if self.top_p < 1:
-            sorted_logits, order = logits.sort(dim=-1, descending=True)
-            cumulative = sorted_logits.softmax(-1).cumsum(-1)
-            drop = cumulative - sorted_logits.softmax(-1) >= self.top_p  # keep the token that crosses top_p
-            logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
-        return torch.multinomial(logits.softmax(-1), 1, generator=self.generator).squeeze(-1).numpy()
+        return (
+            torch.multinomial(
+                filter_logits(logits, self.temperature, self.top_k, self.top_p).softmax(-1), 1, generator=self.generator
+            )
+            .squeeze(-1)
+            .numpy()
+        )

@@ -89,6 +89,10 @@ class CriticRewardVectorWrapper(gym.vector.VectorWrapper):
         self._restart = done | self._restart if self._idle_when_done else done.copy()
         return obs, rewards, terminations, truncations, infos
 
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        """Attribute ``name`` of every sub-environment (from the wrapped vector env)."""
+        return self.env.get_attr(name)
+
     def _start(self, indices) -> None:
         if len(indices) == 0:
             return

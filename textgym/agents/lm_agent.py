@@ -1,0 +1,285 @@
+"""What every language-model agent shares.
+
+The vector env, the policy and its reference, sampling, the KL penalty, evaluation and checkpoint state.
+:mod:`textgym.agents.lm_ppo` and :mod:`textgym.agents.rloo` add their updates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import textgym  # noqa: F401  (registers the ids)
+from textgym.agents.lm_policy import build_policy, reference_logits, token_logprobs
+from textgym.agents.lm_rollout import Batch, collect
+from textgym.models import DEFAULT_POLICY_MODEL
+
+EVAL_SEED = 1_000_000  # eval episodes use their own seeds, far from the training ones
+
+
+@dataclass
+class LMAgentConfig:
+    """Settings common to the LM agents.
+
+    Attributes:
+        env_id: A registered textgym id.
+        env_kwargs: Extra arguments of the env (e.g. ``{"mode": "prefix"}`` or ``{"critic": "self"}``).
+        model: The policy's model (named, folder or hub id); the env's tokenizer follows it.
+        seed: Seeds the env resets, the sampler and the update's shuffling.
+        num_envs: Episodes per rollout batch.
+        iterations: Rollout + update rounds.
+        learning_rate: Adam step size of the LM.
+        value_learning_rate: Adam step size of the value head (it starts from zero).
+        kl_coef: Per-token KL penalty coefficient (the starting value when ``target_kl`` is set).
+        target_kl: Adaptive KL: the per-episode KL the coefficient steers towards (None keeps it fixed).
+        kl_horizon: Adaptive KL: episodes over which the controller moves the coefficient.
+        temperature, top_k, top_p: Sampling controls (the update uses the same processed distribution).
+        freeze_layers: Embeddings and this many lowest layers are frozen and shared with the reference (None:
+            60 % of the layers, rounded down; 0 trains everything).
+        max_grad_norm: Gradient clipping.
+        self_critique: The critic judges with the live policy model (one LM in both roles).
+        eval_episodes: Episodes of each evaluation on the eval split (0: no evaluation).
+        eval_every: Evaluate every this many iterations (and before the first and after the last).
+    """
+
+    env_id: str = "TextSentiment-critic-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    model: str = DEFAULT_POLICY_MODEL
+    seed: int = 0
+    num_envs: int = 8
+    iterations: int = 20
+    learning_rate: float = 2e-5
+    value_learning_rate: float = 1e-3
+    kl_coef: float = 0.05
+    target_kl: float | None = None
+    kl_horizon: int = 1000
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    freeze_layers: int | None = None
+    max_grad_norm: float = 1.0
+    self_critique: bool = False
+    eval_episodes: int = 16
+    eval_every: int = 5
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain data (for checkpoints and logs)."""
+        return asdict(self)
+
+
+class LMAgent:
+    """Base of the LM agents: builds everything from a config; subclasses implement :meth:`update`."""
+
+    config: LMAgentConfig
+
+    def __init__(self, config: LMAgentConfig) -> None:
+        self.config = config
+        torch.manual_seed(config.seed)
+        self.policy, self.reference = build_policy(config.model, config.freeze_layers)
+        env_kwargs = {"model": config.model, **config.env_kwargs}
+        if config.self_critique:
+            env_kwargs["critic"] = self._self_critic(env_kwargs)
+        self.envs = gym.make_vec(
+            config.env_id, num_envs=config.num_envs, vectorization_mode="vector_entry_point",
+            autoreset_mode="disabled", **env_kwargs,
+        )  # fmt: skip
+        self.task = self.envs.get_attr("task")[0].name
+        self.vocab = self.envs.single_action_space.n
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.shuffle = torch.Generator().manual_seed(config.seed + 1)
+        self.kl_coef = config.kl_coef
+        self.iteration = 0
+        self.episodes = 0
+
+    def _self_critic(self, env_kwargs: dict[str, Any]):
+        if "critic" in env_kwargs:
+            raise ValueError("self_critique replaces the critic: do not pass critic= in env_kwargs as well.")
+        if "-critic-" not in self.config.env_id:
+            raise ValueError(f"self_critique needs a critic env id (Text*-critic-v0), got {self.config.env_id!r}.")
+        from textgym.critics.segment_judge import SegmentJudgeCritic
+        from textgym.models import load_tokenizer
+
+        task = gym.spec(self.config.env_id).kwargs["task"]
+        self.critic = SegmentJudgeCritic(task, model=self.policy.lm, tokenizer=load_tokenizer(self.config.model))
+        return self.critic
+
+    # -- rollouts ------------------------------------------------------------------------------------------
+
+    def seeds(self, iteration: int) -> list[int]:
+        """The env reset seeds of an iteration (a pure function of the seed and iteration: resumes repeat them)."""
+        base = self.config.seed * 1_000_003 + iteration * self.config.num_envs
+        return [base + i for i in range(self.config.num_envs)]
+
+    def rollout(self, seeds: list[int]) -> Batch:
+        """Samples one batch of episodes with the current policy."""
+        c = self.config
+        return collect(self.envs, self.policy.lm, self.generator, seeds, c.temperature, c.top_k, c.top_p)
+
+    def logprobs(self, batch: Batch, model_logits: torch.Tensor) -> torch.Tensor:
+        """Per-token log-probabilities of the batch's tokens under logits of its generated positions."""
+        return token_logprobs(model_logits, batch.tokens, batch.support, self.config.temperature, self.vocab)
+
+    @torch.no_grad()
+    def score_batch(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Old log-probs and values of the policy, reference log-probs, and the per-token KL estimate."""
+        ids, mask = batch.sequences
+        length = batch.tokens.shape[1]
+        logits, values = self.policy(ids, mask, batch.start, length)
+        old = self.logprobs(batch, logits)
+        ref = self.logprobs(batch, reference_logits(self.reference, ids, mask, batch.start, length))
+        valid = batch.valid.float()
+        return {
+            "logprobs": old * valid,
+            "values": values * valid,
+            "ref_logprobs": ref * valid,
+            "kl": (old - ref) * valid,
+        }
+
+    def update_kl_coef(self, kl_per_episode: float) -> None:
+        """Adaptive KL controller (Ziegler et al. 2019): move the coefficient towards ``target_kl``."""
+        c = self.config
+        if c.target_kl is None:
+            return
+        error = float(np.clip(kl_per_episode / c.target_kl - 1, -0.2, 0.2))
+        self.kl_coef *= 1 + error * c.num_envs / c.kl_horizon
+
+    def after_update(self) -> None:
+        """Lets a self-critic follow the new weights."""
+        if self.config.self_critique:
+            self.critic.refresh()
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One update from a batch; returns statistics to log."""
+        raise NotImplementedError
+
+    def step(self) -> dict[str, float]:
+        """One iteration: rollout, update, statistics."""
+        import time
+
+        start = time.perf_counter()
+        batch = self.rollout(self.seeds(self.iteration))
+        rollout_seconds = time.perf_counter() - start
+        stats = self.update(batch)
+        self.after_update()
+        self.iteration += 1
+        self.episodes += len(batch.completions)
+        stats.update(
+            {
+                "reward/extrinsic": float(batch.extrinsic.mean()),
+                "reward/critic": float(batch.critic_reward.mean()),
+                "reward/return": float(batch.rewards.sum(1).mean()),
+                "episode/length": float(batch.valid.sum(1).float().mean()),
+                "time/rollout_s": rollout_seconds,
+                "time/update_s": time.perf_counter() - start - rollout_seconds,
+                **self.critic_counts(batch),
+            }
+        )
+        return stats
+
+    @staticmethod
+    def critic_counts(batch: Batch) -> dict[str, float]:
+        """Critic calls, hit rate and fallbacks (cumulative, from the last finished episode's info)."""
+        out: dict[str, float] = {}
+        stats = [info["critic_stats"] for info in batch.infos if "critic_stats" in info]
+        if stats:
+            last = stats[-1]
+            out.update(
+                {f"critic/{key}": float(value) for key, value in last.items() if isinstance(value, (int, float))}
+            )
+        fallbacks = [bool(info.get("critic_fallback")) for info in batch.infos if "critic_fallback" in info]
+        if fallbacks:
+            out["critic/fallback_episodes"] = float(sum(fallbacks))
+        return out
+
+    # -- evaluation -----------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self, episodes: int | None = None) -> dict[str, Any]:
+        """Mean extrinsic reward and KL to the reference on the eval split, on fixed seeds and sampling noise."""
+        episodes = self.config.eval_episodes if episodes is None else episodes
+        if not hasattr(self, "eval_envs"):
+            task = gym.spec(self.config.env_id).kwargs["task"]
+            keep = {k: v for k, v in self.config.env_kwargs.items() if k in ("max_new_tokens", "prompt_budget")}
+            self.eval_envs = gym.make_vec(
+                f"Text{task.capitalize()}-sparse-v0", num_envs=min(self.config.num_envs, episodes),
+                vectorization_mode="vector_entry_point", autoreset_mode="disabled", split="eval",
+                model=self.config.model, **keep,
+            )  # fmt: skip
+        generator = torch.Generator().manual_seed(EVAL_SEED)
+        rewards, kls, samples = [], [], []
+        rows = self.eval_envs.num_envs
+        for first in range(0, episodes, rows):
+            seeds = [EVAL_SEED + first + i for i in range(rows)]
+            c = self.config
+            batch = collect(self.eval_envs, self.policy.lm, generator, seeds, c.temperature, c.top_k, c.top_p)
+            scores = self.score_batch(batch)
+            take = min(rows, episodes - first)
+            rewards += batch.extrinsic[:take].tolist()
+            kls += scores["kl"].sum(1)[:take].tolist()
+            pairs = zip(batch.prompts[:take], batch.completions[:take], strict=True)
+            samples += [{"prompt": prompt, "completion": text} for prompt, text in pairs]
+        return {
+            "extrinsic_mean": float(np.mean(rewards)),
+            "extrinsic_std": float(np.std(rewards)),
+            "kl_mean": float(np.mean(kls)),
+            "episodes": len(rewards),
+            "samples": samples[:4],
+        }
+
+    # -- checkpoints ----------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue exactly."""
+        return {
+            "config": self.config.to_dict(),
+            "iteration": self.iteration,
+            "episodes": self.episodes,
+            "kl_coef": self.kl_coef,
+            "policy": self.policy.trainable_state(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "shuffle": self.shuffle.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restores :meth:`state_dict`'s output."""
+        missing, unexpected = self.policy.load_state_dict(state["policy"], strict=False)
+        trainable = set(self.policy.trainable_state())
+        if unexpected or trainable - set(state["policy"]):
+            raise ValueError(f"The checkpoint does not match this policy (unexpected {unexpected[:3]}).")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.shuffle.set_state(state["shuffle"])
+        self.iteration, self.episodes, self.kl_coef = state["iteration"], state["episodes"], state["kl_coef"]
+        self.after_update()
+
+    def close(self) -> None:
+        """Closes the environments."""
+        self.envs.close()
+        if hasattr(self, "eval_envs"):
+            self.eval_envs.close()
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` where ``mask`` is set."""
+    mask = mask.float()
+    return (values * mask).sum() / mask.sum().clamp(min=1)
+
+
+def masked_whiten(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``values`` standardised over the masked entries (zero where the mask is off)."""
+    mean = masked_mean(values, mask)
+    variance = masked_mean((values - mean) ** 2, mask)
+    return (values - mean) * torch.rsqrt(variance + 1e-8) * mask.float()
+
+
+def finite(value: float) -> float:
+    """``value``, or raises when it is NaN or infinite (a diverged update must stop the run, not poison it)."""
+    if not math.isfinite(value):
+        raise FloatingPointError("The update produced a non-finite loss; lower the learning rate.")
+    return value
