@@ -189,7 +189,11 @@ class LMAgent:
         if stats:
             last = stats[-1]
             out.update(
-                {f"critic/{key}": float(value) for key, value in last.items() if isinstance(value, (int, float, np.number))}
+                {
+                    f"critic/{key}": float(value)
+                    for key, value in last.items()
+                    if isinstance(value, (int, float, np.number))
+                }
             )
         fallbacks = [bool(info.get("critic_fallback")) for info in batch.infos if "critic_fallback" in info]
         if fallbacks:
