@@ -55,7 +55,7 @@ def test_a_dict_is_copied_and_merged_with_the_keyword_arguments():
 def test_an_unknown_type_in_a_dict_suggests_the_close_one():
     with pytest.raises(UnknownNameError, match=r"Unknown critic type 'atribution'\. Did you mean 'attribution'\?"):
         critic_config("detox", {"type": "atribution"})
-    with pytest.raises(UnknownNameError, match="Valid critic types: attribution, lm-judge, openai, self"):
+    with pytest.raises(UnknownNameError, match="Valid critic types: attribution, lm-judge, lm-list, openai, self"):
         critic_config("detox", {"threshold": 0.3})
 
 

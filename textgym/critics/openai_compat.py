@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -33,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from textgym.critics.base import LABELS, Critique, Span
-from textgym.critics.parsing import critique_from_reply, parse_phrases
-from textgym.critics.prompts import load_template, render, split_reply_by_label
+from textgym.critics.base import LABELS, Critique
+from textgym.critics.parsing import critique_from_labelled_reply
+from textgym.critics.prompts import load_template, render
 from textgym.error import MissingPackageError, unknown_name
 
 logger = logging.getLogger("textgym.critics")
@@ -336,23 +337,11 @@ class OpenAICompatibleCritic:
 
     def _parse(self, reply: str, completion: str) -> Critique:
         """Reads the spans of every label from a reply, or raises :class:`_Failure` when it names no label."""
-        sections = split_reply_by_label(reply, self.task)
-        if not sections:
-            if parse_phrases(reply) == []:  # "None identified" and the like: nothing of any label
-                return Critique(raw=self._redact(reply))
-            raise _Failure("unparsable", f"the reply names none of the labels {', '.join(self.labels)}", raw=reply)
-        spans: list[Span] = []
-        dropped = 0
-        for label in self.labels:
-            text = sections.get(label)
-            if text is None or not text.strip():  # a label left out, or "Negative phrases:" with nothing after
-                continue
-            part = critique_from_reply(text, completion, label, self.fuzzy)
-            if part.ok:
-                spans.extend(part.spans)
-                dropped += part.dropped
-        spans.sort(key=lambda span: (span.start, span.end, self.labels.index(span.label)))
-        return Critique(tuple(spans), dropped=dropped, raw=self._redact(reply))
+        critique = critique_from_labelled_reply(reply, completion, self.task, self.fuzzy)
+        if not critique.ok:
+            kind, _, reason = (critique.error or "unparsable: ").partition(": ")
+            raise _Failure(kind, reason, raw=reply)
+        return dataclasses.replace(critique, raw=self._redact(reply))
 
     def _redact(self, text: str | None) -> str | None:
         """``text`` with the API key, should a server echo it, replaced by ``[redacted]``."""

@@ -3,7 +3,8 @@
 A critic LM answers in text ("Toxic phrases: stupid idiot | hate you", a numbered list, quoted phrases, "None
 identified", with chatter around). :func:`parse_phrases` pulls out the phrases; :func:`locate` finds each in the
 completion: exactly, then ignoring case, then ignoring whitespace and punctuation differences, then fuzzily.
-Phrases that cannot be found are dropped and counted, never guessed.
+Phrases that cannot be found are dropped and counted, never guessed. :func:`critique_from_labelled_reply` reads a
+whole reply of a listing critic (one line per label), as the OpenAI-compatible and the local listing critics get.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import difflib
 import re
 from collections.abc import Sequence
 
-from textgym.critics.base import Critique, Span
+from textgym.critics.base import LABELS, Critique, Span
+from textgym.critics.prompts import split_reply_by_label
 
 NONE_ANSWERS = re.compile(
     r"\W*(?:none(?: (?:identified|found|detected))?|nothing(?: (?:to report|found))?|no|n/?a"
@@ -127,3 +129,41 @@ def critique_from_reply(reply: str | None, completion: str, label: str, fuzzy: f
         taken.append(hit)
         spans.append(Span(hit[0], hit[1], label))
     return Critique(tuple(sorted(set(spans), key=lambda s: (s.start, s.end))), dropped=dropped, raw=reply)
+
+
+def critique_from_labelled_reply(reply: str | None, completion: str, task: str, fuzzy: float = 0.85) -> Critique:
+    """Reads a listing critic's reply, one header per label ("Negative phrases: a | b"), and locates its phrases.
+
+    A label left out or followed by nothing marks nothing. A reply with no label header is read as a "none"
+    answer when it says so ("None identified"), and as a failure otherwise.
+
+    Args:
+        reply: The critic's reply.
+        completion: The text the phrases are looked up in.
+        task: The task, whose labels the headers name.
+        fuzzy: Least similarity of a fuzzy phrase match (see :func:`locate`).
+
+    Returns:
+        The critique, with the phrases that could not be located counted in ``dropped``; a failed critique whose
+        error starts with ``"empty: "`` (no text) or ``"unparsable: "`` (no label header and not "none").
+    """
+    if reply is None or not reply.strip():
+        return Critique.failed("empty: the reply is empty", raw=reply)
+    labels = LABELS[task]
+    sections = split_reply_by_label(reply, task)
+    if not sections:
+        if parse_phrases(reply) == []:  # "None identified" and the like: nothing of any label
+            return Critique(raw=reply)
+        return Critique.failed(f"unparsable: the reply names none of the labels {', '.join(labels)}", raw=reply)
+    spans: list[Span] = []
+    dropped = 0
+    for label in labels:
+        text = sections.get(label)
+        if text is None or not text.strip():  # a label left out, or "Negative phrases:" with nothing after
+            continue
+        part = critique_from_reply(text, completion, label, fuzzy)
+        if part.ok:
+            spans.extend(part.spans)
+            dropped += part.dropped
+    spans.sort(key=lambda span: (span.start, span.end, labels.index(span.label)))
+    return Critique(tuple(spans), dropped=dropped, raw=reply)

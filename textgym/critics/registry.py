@@ -12,7 +12,7 @@ from typing import Any
 from textgym.critics.base import Critic
 from textgym.error import CriticConfigError, unknown_name
 
-CRITIC_TYPES = ("lm-judge", "attribution", "openai", "self")
+CRITIC_TYPES = ("lm-judge", "attribution", "openai", "self", "lm-list")
 DEFAULT_CRITICS: dict[str, dict[str, Any]] = {
     "sentiment": {"type": "lm-judge"},
     "detox": {"type": "attribution", "method": "occlusion"},
@@ -27,7 +27,9 @@ def critic_config(task: str, critic: str | dict[str, Any] = "default", **kwargs:
 
     Args:
         task: The task.
-        critic: ``"default"``; a type name (``"lm-judge"``, ``"attribution"``, ``"openai"``, ``"self"``); an
+        critic: ``"default"``; a type name (``"lm-judge"``: a local LM judges each clause; ``"attribution"``: the
+            task's scorer on each clause; ``"openai"``: a chat-completions server lists spans; ``"self"``: the
+            policy's model judges; ``"lm-list"``: a local LM lists spans, for larger local models); an
             ``http(s)://`` URL of an OpenAI-compatible server (give ``model=``); a named causal LM, folder or hub id
             (an ``lm-judge`` on that model); or a dict with ``type`` and the critic's arguments.
         **kwargs: More arguments of the critic.
@@ -95,6 +97,10 @@ def _construct(task: str, kind: str, config: dict[str, Any]) -> Critic:
         from textgym.critics.attribution import AttributionCritic
 
         return AttributionCritic(task, **config)
+    if kind == "lm-list":
+        from textgym.critics.local_listing import LocalListingCritic
+
+        return LocalListingCritic(task, **config)
     from textgym.critics.openai_compat import OpenAICompatibleCritic
 
     return OpenAICompatibleCritic(task, **config)

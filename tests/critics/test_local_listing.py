@@ -1,0 +1,150 @@
+"""LocalListingCritic: a local LM lists spans, read by the OpenAI-compatible critic's parser.
+
+The plumbing (batching, determinism, parsing, registry) runs on a tiny config-built Llama with the real SmolLM2
+tokenizer; one smoke test runs the real SmolLM2.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LlamaForCausalLM
+
+from tests.tiny_model import save_tiny_causal_lm, tiny_llama_config
+from textgym.critics.base import Critic, Critique
+from textgym.critics.cache import CachedCritic
+from textgym.critics.local_listing import LocalListingCritic, _first_block, generate_replies
+from textgym.critics.parsing import critique_from_labelled_reply
+from textgym.critics.registry import build_critic
+from textgym.error import UnknownNameError
+from textgym.models import load_tokenizer
+
+TEXTS = [
+    "you are a stupid idiot and I hate you",
+    "thanks, see you tomorrow",
+    "shut up, you worthless clown, nobody asked",
+    "ok",
+    "the bus was late again and I missed the start of the meeting",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    tokenizer = load_tokenizer()
+    torch.manual_seed(0)
+    return LlamaForCausalLM(tiny_llama_config(tokenizer)).eval(), tokenizer
+
+
+def make(tiny, task="detox", **kwargs) -> LocalListingCritic:
+    model, tokenizer = tiny
+    kwargs.setdefault("max_new_tokens", 6)
+    return LocalListingCritic(task, model=model, tokenizer=tokenizer, **kwargs)
+
+
+def test_batched_replies_equal_one_at_a_time_and_repeat_exactly(tiny):
+    model, tokenizer = tiny
+    messages = [f"Say something about: {text}" for text in TEXTS]
+    batched = generate_replies(model, tokenizer, messages, max_new_tokens=6, batch_size=4)
+    assert len(batched) == len(TEXTS) and all(isinstance(reply, str) for reply in batched)
+    assert generate_replies(model, tokenizer, messages, max_new_tokens=6, batch_size=4) == batched
+    assert [generate_replies(model, tokenizer, [m], max_new_tokens=6)[0] for m in messages] == batched
+    assert generate_replies(model, tokenizer, [], max_new_tokens=6) == []
+
+
+def test_chat_mode_wraps_the_message_in_the_chat_template_and_plain_mode_does_not(tiny):
+    model, tokenizer = tiny
+    chat = generate_replies(model, tokenizer, TEXTS[:2], max_new_tokens=6, chat=True)
+    plain = generate_replies(model, tokenizer, TEXTS[:2], max_new_tokens=6, chat=False)
+    assert generate_replies(model, tokenizer, TEXTS[:2], max_new_tokens=6) == chat  # SmolLM2 has a chat template
+    assert chat != plain
+
+
+def test_plain_mode_keeps_the_first_block_of_a_reply():
+    assert _first_block("\nToxic phrases: idiot\n\nOpening: more text") == "Toxic phrases: idiot"
+    two_lines = "Positive phrases: a\nNegative phrases: b"
+    assert _first_block(two_lines + "\n  \nnext") == two_lines
+    assert _first_block("no blank line") == "no blank line"
+
+
+@pytest.mark.parametrize("task", ["detox", "sentiment", "summarize"])
+def test_each_critique_is_the_shared_parser_on_its_own_reply_and_stats_count_it(tiny, task):
+    critic = make(tiny, task, batch_size=2)
+    critiques = critic.critique(["The man said"] * len(TEXTS), TEXTS)
+    assert len(critiques) == len(TEXTS) and all(isinstance(c, Critique) for c in critiques)
+    for critique, text in zip(critiques, TEXTS, strict=True):
+        assert critique == critique_from_labelled_reply(critique.raw, text, task)
+        for span in critique.spans:
+            assert 0 <= span.start < span.end <= len(text)
+    assert critic.stats.calls == len(TEXTS)
+    assert critic.stats.ok + critic.stats.failed == len(TEXTS)
+    assert critic.stats.ok == sum(c.ok for c in critiques)
+    assert critic.stats.dropped == sum(c.dropped for c in critiques if c.ok)
+    for critique in critiques:
+        if not critique.ok:
+            assert critique.error.split(":")[0] in ("empty", "unparsable")
+    again = make(tiny, task, batch_size=5).critique(["The man said"] * len(TEXTS), TEXTS)
+    assert [c.raw for c in again] == [c.raw for c in critiques]  # greedy: batch size changes nothing
+
+
+def test_messages_render_the_listing_template_with_the_extrinsic_score(tiny):
+    summarize = make(tiny, "summarize")
+    assert summarize.uses_extrinsic and isinstance(summarize, Critic)
+    [shown] = summarize.messages(["My cat is lost."], ["Lost cat."], [0.256])
+    assert "Its quality score is 0.26" in shown and "<<<TEXT\nLost cat.\nTEXT>>>" in shown
+    [unknown] = summarize.messages(["My cat is lost."], ["Lost cat."])
+    assert "Its quality score is unknown" in unknown
+    assert not make(tiny, "detox").uses_extrinsic  # the detox template does not show the score
+    with pytest.raises(ValueError, match="one extrinsic score per completion"):
+        summarize.critique(["a"], ["b"], [0.1, 0.2])
+    with pytest.raises(ValueError, match="one prompt per completion"):
+        summarize.critique(["a", "b"], ["c"])
+
+
+def test_config_key_tells_settings_and_weight_versions_apart(tiny):
+    critic = make(tiny)
+    key = critic.config_key()
+    assert key.startswith("LocalListingCritic(task=detox, model=live:LlamaForCausalLM@") and ", v1," in key
+    assert make(tiny, max_new_tokens=7).config_key() != key
+    assert make(tiny, chat=False).config_key() != key
+    cached = CachedCritic(critic)
+    cached.critique(["p"], ["you idiot"])
+    critic.refresh()
+    assert ", v2," in critic.config_key()
+    cached.critique(["p"], ["you idiot"])
+    assert cached.stats.calls == 2 and cached.stats.hits == 0
+
+
+def test_bad_arguments_say_what_to_fix(tiny, tmp_path):
+    model, tokenizer = tiny
+    with pytest.raises(ValueError, match="A live model needs its tokenizer"):
+        LocalListingCritic("detox", model=model)
+    with pytest.raises(ValueError, match="max_new_tokens must be a positive integer"):
+        make(tiny, max_new_tokens=0)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        make(tiny, batch_size=0)
+    with pytest.raises(UnknownNameError, match="Did you mean 'detox'"):
+        make(tiny, "detx")
+    template = tmp_path / "list.txt"
+    template.write_text("Mark the toxic phrases.\nToxic phrases:")
+    with pytest.raises(ValueError, match=r"exactly one \{completion\} field\. Fix .*list\.txt"):
+        make(tiny, template_path=str(template))
+
+
+def test_the_registry_builds_an_lm_list_critic_on_a_model_folder(tmp_path):
+    folder = save_tiny_causal_lm(tmp_path / "tiny")
+    critic = build_critic("sentiment", "lm-list", model=str(folder), max_new_tokens=4)
+    assert isinstance(critic, LocalListingCritic) and critic.model_name == str(folder)
+    assert build_critic("sentiment", {"type": "lm-list", "model": str(folder), "max_new_tokens": 4}) is critic
+    [critique] = critic.critique(["The film"], ["It was great."])
+    assert critique == critique_from_labelled_reply(critique.raw, "It was great.", "sentiment")
+
+
+@pytest.mark.slow
+def test_smollm2_lists_and_the_spans_lie_in_the_text():
+    critic = LocalListingCritic("detox", max_new_tokens=32, batch_size=2)
+    critiques = critic.critique(["The man said"] * 2, TEXTS[:2])
+    assert critiques == critic.critique(["The man said"] * 2, TEXTS[:2])  # greedy and deterministic
+    for critique, text in zip(critiques, TEXTS[:2], strict=True):
+        assert critique.raw and critique == critique_from_labelled_reply(critique.raw, text, "detox")
+        assert all(0 <= s.start < s.end <= len(text) and s.label == "toxic" for s in critique.spans)
+    assert critic.stats.calls == 4
