@@ -30,6 +30,7 @@ def agent_config(args: argparse.Namespace, env_id: str, seed: int) -> dict[str, 
         ("eval_episodes", "eval_episodes"),
         ("eval_every", "eval_every"),
         ("model", "model"),
+        ("n_steps", "n_steps"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
@@ -58,9 +59,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     from textgym.training import train
 
     out = Path(args.out or f"runs/{args.agent}-{args.env_id}-seed{args.seed}")
-    summary = train(args.agent, agent_config(args, args.env_id, args.seed), out, resume=args.resume)
+    config = agent_config(args, args.env_id, args.seed)
+    if args.agent.startswith("sb3-"):
+        from textgym.training_sb3 import DEFAULTS
+
+        dropped = sorted(key for key in config if key not in DEFAULTS)
+        if dropped:
+            print(f"textgym: note: {args.agent} ignores {dropped} (settings of textgym's own agents)", file=sys.stderr)
+        config = {key: value for key, value in config.items() if key in DEFAULTS}
+    summary = train(args.agent, config, out, resume=args.resume)
     _print_table([summary])
-    print(f"Wrote {out}/ (TensorBoard logs, metrics.jsonl, checkpoint.pt, summary.json, learning_curve.png)")
+    print(f"Wrote {out}/ (TensorBoard logs, metrics.jsonl, a checkpoint, summary.json, learning_curve.png)")
     return 0
 
 
@@ -111,6 +120,7 @@ def _training_flags(parser: argparse.ArgumentParser, defaults: dict[str, Any] | 
 
     defaults = defaults or {}
     parser.add_argument("--agent", default="lmppo", choices=AGENTS)
+    parser.add_argument("--n-steps", type=int, default=None, help="SB3 agents: tokens per rollout")
     parser.add_argument("--iterations", type=int, default=defaults.get("iterations"), help="rollout+update rounds")
     parser.add_argument("--num-envs", type=int, default=defaults.get("num_envs"), help="episodes per round")
     parser.add_argument("--max-new-tokens", type=int, default=defaults.get("max_new_tokens"))

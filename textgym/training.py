@@ -24,7 +24,7 @@ from textgym.agents.lm_agent import LMAgent, LMAgentConfig
 
 log = logging.getLogger(__name__)
 
-AGENTS = ("lmppo", "rloo")
+AGENTS = ("lmppo", "rloo", "sb3-ppo", "sb3-a2c")
 
 
 def make_agent(agent: str, config: dict[str, Any]) -> LMAgent:
@@ -72,13 +72,18 @@ def train(
     """Trains an agent for ``config["iterations"]`` iterations and returns the summary.
 
     Args:
-        agent_name: ``"lmppo"`` or ``"rloo"``.
+        agent_name: ``"lmppo"``, ``"rloo"``, ``"sb3-ppo"`` or ``"sb3-a2c"`` (the SB3 ones run through
+            :func:`textgym.training_sb3.train_sb3`, which takes its own settings).
         config: The agent's settings (see its config class).
         run_dir: The run folder.
         resume: Continue from ``run_dir/checkpoint.pt`` (its config is used; ``config`` must agree on it).
         checkpoint_every: Write a checkpoint every this many iterations (and after the last).
         progress: Show a progress bar.
     """
+    if agent_name.startswith("sb3-"):
+        from textgym.training_sb3 import train_sb3
+
+        return train_sb3(agent_name, config, run_dir, resume=resume, progress=progress)
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     checkpoint = run / "checkpoint.pt"

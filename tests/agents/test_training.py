@@ -131,3 +131,18 @@ def test_resume_after_a_real_kill_gives_the_uninterrupted_run(tiny, tmp_path):
     assert train_records(killed) == train_records(whole)
     for name, tensor in weights(whole).items():
         torch.testing.assert_close(weights(killed)[name], tensor, rtol=0, atol=0)
+
+
+def test_sb3_runs_log_evaluate_and_resume(tiny, tmp_path):
+    values = {
+        "env_id": "TextDetox-critic-v0", "model": tiny, "iterations": 2, "n_steps": 4, "freeze_layers": 1,
+        "learning_rate": 1e-3, "eval_episodes": 2, "env_kwargs": {"max_new_tokens": 4},
+    }  # fmt: skip
+    summary = train("sb3-a2c", values, tmp_path, progress=False)
+    assert summary["agent"] == "sb3-a2c" and summary["iterations"] == 2 and summary["episodes"] == 2
+    assert summary["eval_before"] is not None and summary["kl_after"] != 0  # it moved away from the reference
+    assert (tmp_path / "checkpoint.zip").exists() and (tmp_path / "learning_curve.png").exists()
+    resumed = train("sb3-a2c", {**values, "iterations": 3}, tmp_path, resume=True, progress=False)
+    assert resumed["iterations"] == 3 and resumed["episodes"] == 3  # continued, not restarted
+    with pytest.raises(ValueError, match="Unknown settings"):
+        train("sb3-ppo", {**values, "kl_coef": 0.1}, tmp_path / "other", progress=False)

@@ -15,11 +15,10 @@ import numpy as np
 import torch
 
 import textgym  # noqa: F401  (registers the ids)
+from textgym.agents.lm_eval import evaluate_lm, make_eval_envs
 from textgym.agents.lm_policy import build_policy, reference_logits, token_logprobs
 from textgym.agents.lm_rollout import Batch, collect
 from textgym.models import DEFAULT_POLICY_MODEL
-
-EVAL_SEED = 1_000_000  # eval episodes use their own seeds, far from the training ones
 
 
 @dataclass
@@ -202,38 +201,13 @@ class LMAgent:
 
     # -- evaluation -----------------------------------------------------------------------------------------
 
-    @torch.no_grad()
     def evaluate(self, episodes: int | None = None) -> dict[str, Any]:
-        """Mean extrinsic reward and KL to the reference on the eval split, on fixed seeds and sampling noise."""
-        episodes = self.config.eval_episodes if episodes is None else episodes
+        """Mean extrinsic reward and KL to the reference on the eval split (see :mod:`textgym.agents.lm_eval`)."""
+        c = self.config
+        episodes = c.eval_episodes if episodes is None else episodes
         if not hasattr(self, "eval_envs"):
-            task = gym.spec(self.config.env_id).kwargs["task"]
-            keep = {k: v for k, v in self.config.env_kwargs.items() if k in ("max_new_tokens", "prompt_budget")}
-            self.eval_envs = gym.make_vec(
-                f"Text{task.capitalize()}-sparse-v0", num_envs=min(self.config.num_envs, episodes),
-                vectorization_mode="vector_entry_point", autoreset_mode="disabled", split="eval",
-                model=self.config.model, **keep,
-            )  # fmt: skip
-        generator = torch.Generator().manual_seed(EVAL_SEED)
-        rewards, kls, samples = [], [], []
-        rows = self.eval_envs.num_envs
-        for first in range(0, episodes, rows):
-            seeds = [EVAL_SEED + first + i for i in range(rows)]
-            c = self.config
-            batch = collect(self.eval_envs, self.policy.lm, generator, seeds, c.temperature, c.top_k, c.top_p)
-            scores = self.score_batch(batch)
-            take = min(rows, episodes - first)
-            rewards += batch.extrinsic[:take].tolist()
-            kls += scores["kl"].sum(1)[:take].tolist()
-            pairs = zip(batch.prompts[:take], batch.completions[:take], strict=True)
-            samples += [{"prompt": prompt, "completion": text} for prompt, text in pairs]
-        return {
-            "extrinsic_mean": float(np.mean(rewards)),
-            "extrinsic_std": float(np.std(rewards)),
-            "kl_mean": float(np.mean(kls)),
-            "episodes": len(rewards),
-            "samples": samples[:4],
-        }
+            self.eval_envs = make_eval_envs(c.env_id, c.model, min(c.num_envs, episodes), c.env_kwargs)
+        return evaluate_lm(self.eval_envs, self.policy.lm, self.reference, episodes, c.temperature, c.top_k, c.top_p)
 
     # -- checkpoints ----------------------------------------------------------------------------------------
 

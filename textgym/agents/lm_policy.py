@@ -120,7 +120,7 @@ def token_logprobs(
 def reference_logits(
     model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int, length: int
 ) -> torch.Tensor:
-    """The reference model's logits at the positions that predict the generated tokens."""
+    """A model's logits (no gradient) at the positions that predict the generated tokens."""
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions(attention_mask))
     return out.logits[:, start - 1 : start - 1 + length]
 

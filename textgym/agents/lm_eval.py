@@ -1,0 +1,77 @@
+"""Evaluating a causal-LM policy on a task's eval prompts: mean extrinsic reward and KL to the reference.
+
+Every evaluation uses the same reset seeds and the same sampling noise, so two evaluations differ only by the
+policy. The env is the task's sparse id on the ``eval`` split (the critic plays no part in evaluation).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from textgym.agents.lm_policy import reference_logits, token_logprobs
+from textgym.agents.lm_rollout import collect
+
+EVAL_SEED = 1_000_000  # eval episodes use their own seeds, far from the training ones
+ENV_KWARGS_KEPT = ("max_new_tokens", "prompt_budget")
+
+
+def make_eval_envs(env_id: str, model: str, num_envs: int, env_kwargs: dict[str, Any] | None = None):
+    """The sparse id of ``env_id``'s task on the eval split, with autoreset disabled."""
+    task = gym.spec(env_id).kwargs["task"]
+    keep = {key: value for key, value in (env_kwargs or {}).items() if key in ENV_KWARGS_KEPT}
+    return gym.make_vec(
+        f"Text{task.capitalize()}-sparse-v0", num_envs=num_envs, vectorization_mode="vector_entry_point",
+        autoreset_mode="disabled", split="eval", model=model, **keep,
+    )  # fmt: skip
+
+
+@torch.no_grad()
+def evaluate_lm(
+    envs: Any,
+    lm: torch.nn.Module,
+    reference: torch.nn.Module,
+    episodes: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+) -> dict[str, Any]:
+    """Samples ``episodes`` completions of the eval prompts; their mean extrinsic reward and KL to ``reference``.
+
+    Args:
+        envs: From :func:`make_eval_envs`.
+        lm: The policy's causal LM.
+        reference: The frozen reference model.
+        episodes: How many episodes.
+        temperature: Sampling temperature.
+        top_k: Top-k sampling (0: off).
+        top_p: Nucleus sampling (1: off).
+    """
+    generator = torch.Generator().manual_seed(EVAL_SEED)
+    vocab = envs.single_action_space.n
+    rewards, kls, samples = [], [], []
+    rows = envs.num_envs
+    for first in range(0, episodes, rows):
+        batch = collect(envs, lm, generator, [EVAL_SEED + first + i for i in range(rows)], temperature, top_k, top_p)
+        ids, mask = batch.sequences
+        length = batch.tokens.shape[1]
+        policy, ref = (
+            token_logprobs(reference_logits(model, ids, mask, batch.start, length), batch.tokens, batch.support,
+                           temperature, vocab)
+            for model in (lm, reference)
+        )  # fmt: skip
+        take = min(rows, episodes - first)
+        rewards += batch.extrinsic[:take].tolist()
+        kls += ((policy - ref) * batch.valid).sum(1)[:take].tolist()
+        pairs = zip(batch.prompts[:take], batch.completions[:take], strict=True)
+        samples += [{"prompt": prompt, "completion": text} for prompt, text in pairs]
+    return {
+        "extrinsic_mean": float(np.mean(rewards)),
+        "extrinsic_std": float(np.std(rewards)),
+        "kl_mean": float(np.mean(kls)),
+        "episodes": len(rewards),
+        "samples": samples[:4],
+    }
