@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 COMPARE_IDS = ("TextSentiment-critic-v0", "TextSentiment-sparse-v0")
-MAIN_JOB = {"iterations": 12, "num_envs": 8, "max_new_tokens": 20, "eval_episodes": 16, "eval_every": 4}
+MAIN_JOB = {"iterations": 12, "num_envs": 8, "max_new_tokens": 20, "eval_episodes": 32, "eval_every": 6}
 """The main job's budget: a few minutes per environment on 2 CPU cores (see the README)."""
 
 

@@ -52,7 +52,7 @@ class LMAgentConfig:
     seed: int = 0
     num_envs: int = 8
     iterations: int = 20
-    learning_rate: float = 2e-5
+    learning_rate: float = 1e-4
     value_learning_rate: float = 1e-3
     kl_coef: float = 0.05
     target_kl: float | None = None
