@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml requirements-models.txt
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/textgym rollout
+	$(BIN)/textgym compare
 
 test: setup
 	$(BIN)/ruff check textgym tests benchmarks
