@@ -39,3 +39,29 @@ def test_rollout_writes_summary_episodes_and_plot(tmp_path, capsys):
 def test_unknown_policy_is_a_clear_error(capsys):
     assert main(["rollout", "TextDetox-sparse-v0", "--policy", "smollm-135m", "--episodes", "1"]) == 2
     assert "Did you mean 'smollm2-135m-instruct'" in capsys.readouterr().err
+
+
+def test_compare_trains_each_id_and_prints_the_before_after_table(tmp_path, capsys):
+    policy = save_tiny_causal_lm(tmp_path / "tiny")
+    argv = ["compare", "TextDetox-critic-v0", "TextDetox-sparse-v0", "--model", str(policy), "--iterations", "2"]
+    argv += ["--num-envs", "2", "--max-new-tokens", "3", "--eval-episodes", "2", "--eval-every", "1"]
+    argv += ["--freeze-layers", "1", "--out", str(tmp_path / "cmp")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "TextDetox-critic-v0" in out and "TextDetox-sparse-v0" in out and "before" in out
+    summaries = json.loads((tmp_path / "cmp" / "summary.json").read_text())
+    assert [s["env_id"] for s in summaries] == ["TextDetox-critic-v0", "TextDetox-sparse-v0"]
+    assert all(s["episodes"] == 4 and s["eval_after"] is not None for s in summaries)
+    assert (tmp_path / "cmp" / "comparison.png").stat().st_size > 1000
+    config = json.loads((tmp_path / "cmp" / "TextDetox-critic-v0-seed0" / "config.json").read_text())
+    assert config["agent"] == "lmppo" and config["freeze_layers"] == 1 and config["env_kwargs"]["max_new_tokens"] == 3
+
+
+def test_train_rloo_and_bad_settings(tmp_path, capsys):
+    policy = save_tiny_causal_lm(tmp_path / "tiny")
+    argv = ["train", "TextDetox-sparse-v0", "--agent", "rloo", "--model", str(policy), "--iterations", "1"]
+    argv += ["--num-envs", "4", "--max-new-tokens", "3", "--eval-episodes", "0", "--freeze-layers", "1"]
+    assert main([*argv, "--set", "samples_per_prompt=2", "--out", str(tmp_path / "r")]) == 0
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["episodes"] == 4
+    assert main([*argv, "--set", "no_such_setting=1", "--out", str(tmp_path / "bad")]) == 2
+    assert "Unknown settings ['no_such_setting']" in capsys.readouterr().err

@@ -43,6 +43,10 @@ class CriticConfigError(TextGymError, ValueError):
     """A critic spec with a missing or unknown argument."""
 
 
+class SettingsError(TextGymError, ValueError):
+    """An agent or training setting is unknown or out of range."""
+
+
 class DataError(TextGymError, ValueError):
     """A prompt file or data set that is missing or malformed."""
 

@@ -45,10 +45,12 @@ def make_agent(agent: str, config: dict[str, Any]) -> LMAgent:
 def _config(cls: type[LMAgentConfig], values: dict[str, Any]) -> LMAgentConfig:
     from dataclasses import fields
 
+    from textgym.error import SettingsError
+
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ValueError(f"Unknown settings {unknown} for {cls.__name__}; known: {sorted(names)}.")
+        raise SettingsError(f"Unknown settings {unknown} for {cls.__name__}; known: {sorted(names)}.")
     return cls(**values)
 
 

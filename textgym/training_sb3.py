@@ -88,14 +88,14 @@ def train_sb3(
 
     from textgym.agents.lm_eval import evaluate_lm, make_eval_envs
     from textgym.agents.sb3 import TextGymLMPolicy, TokenRewardCredit
-    from textgym.error import unknown_name
+    from textgym.error import SettingsError, unknown_name
     from textgym.training import summarize_run
 
     if agent not in SB3_AGENTS:
         raise unknown_name("SB3 agent", agent, SB3_AGENTS)
     unknown = sorted(set(config) - set(DEFAULTS))
     if unknown:
-        raise ValueError(f"Unknown settings {unknown} for {agent}; known: {sorted(DEFAULTS)}.")
+        raise SettingsError(f"Unknown settings {unknown} for {agent}; known: {sorted(DEFAULTS)}.")
     c = {**DEFAULTS, **config}
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)

@@ -74,7 +74,7 @@ class RLOO(LMAgent):
         self.optimizer.step()
         self.update_kl_coef(float(kl.mean()))
         return {
-            "loss/policy": finite(float(loss)),
+            "loss/policy": finite(float(loss.detach())),
             "rloo/advantage_std": float(advantages.std()),
             "kl/per_episode": float(kl.mean()),
             "kl/coef": self.kl_coef,
