@@ -187,3 +187,14 @@ def test_self_critique_judges_with_the_live_policy_and_follows_its_updates(tiny)
     assert agent.critic.config_key() != key  # refreshed: new version, so cached critiques are not reused
     with pytest.raises(ValueError, match="critic env id"):
         LMPPO(config(tiny, env_id="TextDetox-sparse-v0", self_critique=True))
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "rule"),
+    [("num_envs", 0, "num_envs >= 1"), ("temperature", 0.0, "temperature > 0"), ("top_p", 1.5, "0 < top_p <= 1")],
+)
+def test_invalid_settings_are_clear_errors(setting, value, rule):
+    from textgym.error import SettingsError
+
+    with pytest.raises(SettingsError, match=rule):
+        LMPPOConfig(**{setting: value})

@@ -66,6 +66,25 @@ class LMAgentConfig:
     eval_episodes: int = 16
     eval_every: int = 5
 
+    def __post_init__(self) -> None:
+        checks = {
+            "num_envs >= 1": self.num_envs >= 1,
+            "iterations >= 0": self.iterations >= 0,
+            "learning_rate > 0": self.learning_rate > 0,
+            "kl_coef >= 0": self.kl_coef >= 0,
+            "target_kl > 0 or None": self.target_kl is None or self.target_kl > 0,
+            "temperature > 0 (greedy decoding has no probabilities to train)": self.temperature > 0,
+            "top_k >= 0": self.top_k >= 0,
+            "0 < top_p <= 1": 0 < self.top_p <= 1,
+            "eval_episodes >= 0": self.eval_episodes >= 0,
+            "eval_every >= 1": self.eval_every >= 1,
+        }
+        failed = [rule for rule, ok in checks.items() if not ok]
+        if failed:
+            from textgym.error import SettingsError
+
+            raise SettingsError(f"Invalid settings: need {'; '.join(failed)}.")
+
     def to_dict(self) -> dict[str, Any]:
         """The config as plain data (for checkpoints and logs)."""
         return asdict(self)
