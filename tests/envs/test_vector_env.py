@@ -248,3 +248,14 @@ def test_disabled_autoreset_keeps_ended_rows_idle_until_reset():
     assert terms.tolist() == [False, False]  # row 1 runs again; row 0 idles
     with pytest.raises(ValueError, match="autoreset_mode"):
         gym.make_vec(DETOX, num_envs=2, autoreset_mode="sometimes")
+
+
+def test_reset_with_one_prompt_index_per_row():
+    vec = gym.make_vec(DETOX, num_envs=3, max_new_tokens=2)
+    _, infos = vec.reset(seed=0, options={"prompt_index": [4, 4, 7]})
+    assert infos["prompt_index"].tolist() == [4, 4, 7]
+    assert infos["prompt"][0] == infos["prompt"][1] != infos["prompt"][2]
+    _, infos = vec.reset(seed=0, options={"prompt_index": 2})  # one index for all, as before
+    assert infos["prompt_index"].tolist() == [2, 2, 2]
+    with pytest.raises(ValueError, match="one per sub-environment"):
+        vec.reset(options={"prompt_index": [1, 2]})

@@ -93,6 +93,7 @@ def collect(
     top_k: int = 0,
     top_p: float = 1.0,
     credit_token_rewards: bool = True,
+    options: dict[str, Any] | None = None,
 ) -> Batch:
     """Runs one episode in every row of ``envs`` (reset with ``seeds``) and returns the batch.
 
@@ -105,11 +106,12 @@ def collect(
         top_k: Keep the ``top_k`` most likely tokens (0 keeps all); the support is then recorded per step.
         top_p: Nucleus sampling threshold (1 keeps all); the support is then recorded per step.
         credit_token_rewards: Credit ``info["token_rewards"]`` to each token in a critic's ``episode`` mode.
+        options: Reset options (e.g. ``{"prompt_index": [...]}``, one prompt per row).
     """
     num = envs.num_envs
     vocab = envs.single_action_space.n
     max_new = int(envs.get_attr("max_new_tokens")[0])
-    obs, _ = envs.reset(seed=seeds)
+    obs, _ = envs.reset(seed=seeds, options=options)
     mask = torch.as_tensor(obs["attention_mask"])
     first = int(mask.any(0).long().argmax())  # drop the columns that are padding in every row
     context_ids, context_mask = torch.as_tensor(obs["input_ids"])[:, first:], mask[:, first:]

@@ -60,7 +60,8 @@ class TextGenerationVectorEnv(VectorEnv):
 
         Args:
             seed: ``None``, an int (sub-environment ``i`` gets ``seed + i``) or a list of one seed each.
-            options: Passed to every sub-environment's ``reset``; may hold a boolean ``reset_mask``.
+            options: Passed to every sub-environment's ``reset``; may hold a boolean ``reset_mask``, and a
+                ``prompt_index`` that is a list (one index per sub-environment) instead of one index for all.
         """
         seeds = self._seeds(seed)
         options = dict(options or {})
@@ -73,9 +74,13 @@ class TextGenerationVectorEnv(VectorEnv):
             )
         if any(obs is None for obs in self._env_obs) and not mask.all():
             raise ValueError("The first reset must reset every sub-environment: drop reset_mask or make it all True.")
+        per_row = options.pop("prompt_index") if isinstance(options.get("prompt_index"), (list, np.ndarray)) else None
+        if per_row is not None and len(per_row) != self.num_envs:
+            raise ValueError(f"A list of prompt indices needs one per sub-environment ({self.num_envs}).")
         infos: dict[str, Any] = {}
         for i in np.flatnonzero(mask):
-            self._env_obs[i], info = self.envs[i].reset(seed=seeds[i], options=options or None)
+            row_options = options if per_row is None else {**options, "prompt_index": int(per_row[i])}
+            self._env_obs[i], info = self.envs[i].reset(seed=seeds[i], options=row_options or None)
             self._autoreset[i] = False
             infos = self._add_info(infos, info, i)
         return self._batch(), infos
