@@ -1,4 +1,4 @@
-"""The ``textgym`` command line: ``list``, ``rollout``, ``critic-eval``, ``train`` and ``compare``."""
+"""The ``textgym`` command line: ``list``, ``rollout``, ``critic-eval``, ``train``, ``compare`` and ``eval``."""
 
 from __future__ import annotations
 
@@ -150,9 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     crit.add_argument("--batch-size", type=int, default=16)
     crit.add_argument("--json", default=None, help="write the result to this file")
     crit.set_defaults(func=cmd_critic_eval)
-    from textgym.cli_train import add_commands
+    from textgym import cli_eval, cli_train
 
-    add_commands(commands)
+    cli_train.add_commands(commands)
+    cli_eval.add_commands(commands)
     return parser
 
 
