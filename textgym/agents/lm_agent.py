@@ -7,6 +7,7 @@ The vector env, the policy and its reference, sampling, the KL penalty, evaluati
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -115,10 +116,12 @@ class LMAgent:
         self.episodes = 0
 
     def _self_critic(self, env_kwargs: dict[str, Any]):
+        from textgym.error import SettingsError
+
         if "critic" in env_kwargs:
-            raise ValueError("self_critique replaces the critic: do not pass critic= in env_kwargs as well.")
+            raise SettingsError("self_critique replaces the critic: do not pass critic= in env_kwargs as well.")
         if "-critic-" not in self.config.env_id:
-            raise ValueError(f"self_critique needs a critic env id (Text*-critic-v0), got {self.config.env_id!r}.")
+            raise SettingsError(f"self_critique needs a critic env id (Text*-critic-v0), got {self.config.env_id!r}.")
         from textgym.critics.segment_judge import SegmentJudgeCritic
         from textgym.models import load_tokenizer
 
@@ -177,8 +180,6 @@ class LMAgent:
 
     def step(self) -> dict[str, float]:
         """One iteration: rollout, update, statistics."""
-        import time
-
         start = time.perf_counter()
         batch = self.rollout(self.seeds(self.iteration))
         rollout_seconds = time.perf_counter() - start
