@@ -358,3 +358,17 @@ def test_unreachable_hub_is_a_data_error(tmp_path: Path) -> None:
     assert lines[0] == "imported datasets at import: False"
     assert lines[1].startswith("DataError Could not load the data set 'stanfordnlp/imdb' from the Hugging Face Hub")
     assert "pass a local copy as the source" in lines[1]
+
+
+def test_data_prepare_command(tmp_path: Path, capsys) -> None:
+    from textgym.cli import main
+
+    rtp = _write_jsonl(tmp_path / "rtp.jsonl", RTP_ROWS)
+    out = tmp_path / "detox.jsonl"
+    argv = ["data", "prepare", "rtp", "--source", str(rtp), "--out", str(out)]
+    assert main([*argv, "--option", "eval_fraction=0.3", "--option", "limit=4"]) == 0
+    printed = capsys.readouterr().out
+    assert "train: 4 prompts, eval: 4 prompts" in printed and "TextDetox-critic-v0" in printed
+    assert len(get_items("detox", "eval", str(out))) == 4
+    assert main([*argv, "--option", "no_such_option=1"]) == 2  # a clear error, not a traceback
+    assert "no_such_option" in capsys.readouterr().err

@@ -39,6 +39,8 @@ def agent_config(args: argparse.Namespace, env_id: str, seed: int) -> dict[str, 
         config["self_critique"] = True
     if args.max_new_tokens is not None:
         env_kwargs["max_new_tokens"] = args.max_new_tokens
+    if getattr(args, "prompts_path", None):
+        env_kwargs["prompts_path"] = args.prompts_path
     if "-critic-" in env_id:
         if getattr(args, "mode", None):
             env_kwargs["mode"] = args.mode
@@ -124,6 +126,7 @@ def _training_flags(parser: argparse.ArgumentParser, defaults: dict[str, Any] | 
     parser.add_argument("--iterations", type=int, default=defaults.get("iterations"), help="rollout+update rounds")
     parser.add_argument("--num-envs", type=int, default=defaults.get("num_envs"), help="episodes per round")
     parser.add_argument("--max-new-tokens", type=int, default=defaults.get("max_new_tokens"))
+    parser.add_argument("--prompts-path", default=None, help="a prompt file (see textgym data prepare)")
     parser.add_argument("--eval-episodes", type=int, default=defaults.get("eval_episodes"))
     parser.add_argument("--eval-every", type=int, default=defaults.get("eval_every"))
     parser.add_argument("--learning-rate", "--lr", type=float, default=None)

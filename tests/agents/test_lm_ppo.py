@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -198,3 +200,14 @@ def test_invalid_settings_are_clear_errors(setting, value, rule):
 
     with pytest.raises(SettingsError, match=rule):
         LMPPOConfig(**{setting: value})
+
+
+def test_evaluation_uses_the_eval_rows_of_a_users_prompt_file(tiny, tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    rows = [{"text": f"Train prompt {i}", "split": "train"} for i in range(3)]
+    rows += [{"text": f"Held-out prompt {i}", "split": "eval"} for i in range(3)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    agent = LMPPO(config(tiny, env_kwargs={"max_new_tokens": 3, "prompts_path": str(path)}))
+    assert all(prompt.startswith("Train prompt") for prompt in agent.rollout(agent.seeds(0)).prompts)
+    result = agent.evaluate(4)
+    assert result["samples"] and all(s["prompt"].startswith("Held-out prompt") for s in result["samples"])

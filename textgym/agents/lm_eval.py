@@ -16,7 +16,7 @@ from textgym.agents.lm_policy import reference_logits, token_logprobs
 from textgym.agents.lm_rollout import collect
 
 EVAL_SEED = 1_000_000  # eval episodes use their own seeds, far from the training ones
-ENV_KWARGS_KEPT = ("max_new_tokens", "prompt_budget")
+ENV_KWARGS_KEPT = ("max_new_tokens", "prompt_budget", "prompts_path")
 
 
 def make_eval_envs(env_id: str, model: str, num_envs: int, env_kwargs: dict[str, Any] | None = None):
