@@ -1,0 +1,441 @@
+"""textgym's LM agents against TRL's ``GRPOTrainer``, on the same model, prompts, reward and sampling budget.
+
+What users would pick instead of textgym is TRL, whose RL trainers are GRPO and RLOO (PPO left TRL in 1.x). This
+runs TRL's GRPO and textgym's agents side by side, one fresh process each, one after the other on the same
+machine, and reports the throughput (completions sampled per second of training) and the reward each reached per
+completion sampled.
+
+The same on every side:
+
+- the policy: SmolLM2-135M-Instruct in fp32 (textgym's cached copy; TRL gets a deep copy of the loaded model and
+  textgym's tokenizer), with the same layers frozen (embeddings + lowest 60 % of the layers by default, textgym's
+  default; ``--freeze-layers 0`` trains everything on both sides);
+- the prompts: the sentiment task's train split, formatted with the task's template as the env does (no chat
+  template, no special tokens added; every prompt is shorter than the env's prompt budget, so nothing is cut);
+- the reward: textgym's sentiment scorer (``get_scorer("sentiment")``) on the opening + completion, wrapped as a
+  TRL reward function;
+- sampling: temperature 1, no top-k / top-p, ``--max-new-tokens`` new tokens at most, ending at ``<|im_end|>``;
+- the budget: ``--batch`` completions per step (TRL: ``--batch / --group`` prompts x ``num_generations=--group``;
+  textgym: ``num_envs=--batch``; RLOO: ``samples_per_prompt=--group``) and ``--completions`` in total;
+- Adam at ``--learning-rate``, constant, no warm-up, no weight decay, gradients clipped at 1; a KL penalty of
+  ``--kl-coef`` to the frozen initial model (TRL's ``beta``: a k3 estimate in the loss; textgym's ``kl_coef``: per
+  token in the reward), so both keep a reference model;
+- evaluation: textgym's evaluator (:func:`textgym.agents.lm_eval.evaluate_lm`) on the same eval prompts, seeds and
+  sampling noise, before and after training (so every variant's "before" is the same number).
+
+What differs is the algorithm, each with its own defaults: GRPO (group-normalised advantages, one gradient step
+per batch, DAPO loss), LM-PPO (value head, GAE, 2 epochs x 2 minibatches per batch), RLOO (leave-one-out baseline,
+one step per batch); and the sampling loop (TRL calls ``model.generate``; textgym steps the Gymnasium vector env
+token by token). Training time is the sum of the training steps (sampling, reward, update), without evaluation,
+checkpoints or model loading.
+
+Smoke run: ``python benchmarks/trl_comparison.py --completions 16 --eval-episodes 4 --max-new-tokens 8``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+TRL_INSTALL = "pip install 'textgym[trl]'  (or: pip install 'trl>=1.0')"
+TASK = "sentiment"
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "trl-grpo": {},
+    "lmppo-sparse": {"agent": "lmppo", "env_id": "TextSentiment-sparse-v0"},
+    "lmppo-critic": {"agent": "lmppo", "env_id": "TextSentiment-critic-v0", "env_kwargs": {"mode": "episode"}},
+    "rloo-sparse": {"agent": "rloo", "env_id": "TextSentiment-sparse-v0"},
+}
+"""The variants: TRL's GRPO, and textgym agents on an env id (trained through :func:`textgym.training.train`)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every variant shares."""
+
+    completions: int
+    batch: int
+    group: int
+    max_new_tokens: int
+    eval_episodes: int
+    learning_rate: float
+    kl_coef: float
+    freeze_layers: int | None
+    seed: int
+    threads: int
+    model: str
+
+    @property
+    def steps(self) -> int:
+        """Training steps (textgym iterations, TRL optimizer steps): one batch of completions each."""
+        return self.completions // self.batch
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; raises ``SystemExit`` with the reason on inconsistent budgets."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--completions", type=int, default=480, help="completions sampled in training, per variant")
+    parser.add_argument("--batch", type=int, default=8, help="completions per training step")
+    parser.add_argument("--group", type=int, default=4, help="completions per prompt (GRPO, RLOO)")
+    parser.add_argument("--max-new-tokens", type=int, default=20)
+    parser.add_argument("--eval-episodes", type=int, default=64, help="eval completions before and after (0: none)")
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--kl-coef", type=float, default=0.05, help="textgym kl_coef and TRL beta")
+    parser.add_argument(
+        "--freeze-layers", type=int, default=None, help="frozen lowest layers (default: textgym's 60 %%; 0: none)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each variant's process")
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {', '.join(VARIANTS)}")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--settings", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.variants = [name.strip() for name in args.variants.split(",") if name.strip()]
+    unknown = [name for name in args.variants if name not in VARIANTS]
+    problems = []
+    if unknown or not args.variants:
+        problems.append(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    if args.group < 2 or args.batch % args.group:
+        problems.append(f"--group must be at least 2 and divide --batch, got {args.group} and {args.batch}")
+    if args.completions < args.batch or args.completions % args.batch:
+        problems.append(f"--completions must be a positive multiple of --batch ({args.batch}), got {args.completions}")
+    if args.max_new_tokens < 1 or args.eval_episodes < 0 or args.threads < 1:
+        problems.append("--max-new-tokens and --threads must be at least 1, --eval-episodes at least 0")
+    if problems:
+        parser.error("; ".join(problems))
+    return args
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    """The shared settings of a parsed command line."""
+    return Settings(
+        completions=args.completions,
+        batch=args.batch,
+        group=args.group,
+        max_new_tokens=args.max_new_tokens,
+        eval_episodes=args.eval_episodes,
+        learning_rate=args.learning_rate,
+        kl_coef=args.kl_coef,
+        freeze_layers=args.freeze_layers,
+        seed=args.seed,
+        threads=args.threads,
+        model=args.model,
+    )
+
+
+def trl_reward(items: Sequence[Any], scorer: Callable[[Sequence[Any], Sequence[str]], list[float]]):
+    """textgym's task scorer as a TRL reward function.
+
+    TRL calls it with the batch's ``prompts`` and ``completions`` (strings for a plain-text data set) and every other
+    data-set column as a keyword list; the data set's ``item_index`` column names each row's prompt item, so the
+    scorer sees exactly the items the env would give it.
+    """
+
+    def sentiment_reward(prompts: list[str], completions: list[str], item_index: list[int], **_: Any) -> list[float]:
+        return [float(score) for score in scorer([items[i] for i in item_index], list(completions))]
+
+    return sentiment_reward
+
+
+# -- the child processes --------------------------------------------------------------------------------------------
+
+
+def frozen_ids(model, freeze_layers: int | None) -> set[int]:
+    """The parameters textgym's policy freezes: the embeddings (tied: the output head too) and the lowest layers."""
+    from textgym.agents.lm_policy import DEFAULT_FROZEN_SHARE, decoder_layers
+
+    layers = decoder_layers(model)
+    count = int(DEFAULT_FROZEN_SHARE * len(layers)) if freeze_layers is None else freeze_layers
+    count = len(layers) if count == -1 else count
+    if not count:
+        return set()
+    modules = [model.get_input_embeddings(), *layers[:count]]
+    return {id(p) for module in modules for p in module.parameters()}
+
+
+def trainable_count(model, freeze_layers: int | None) -> int:
+    """Parameters of ``model`` that train under ``freeze_layers`` (the value head of LM-PPO not counted)."""
+    frozen = frozen_ids(model, freeze_layers)
+    return sum(p.numel() for p in model.parameters() if id(p) not in frozen)
+
+
+def _evaluate(lm, reference, s: Settings) -> float | None:
+    """textgym's evaluation of a causal LM, exactly as its agents evaluate themselves."""
+    if not s.eval_episodes:
+        return None
+    from textgym.agents.lm_eval import evaluate_lm, make_eval_envs
+
+    envs = make_eval_envs(
+        "TextSentiment-sparse-v0", s.model, min(s.batch, s.eval_episodes), {"max_new_tokens": s.max_new_tokens}
+    )
+    try:
+        return evaluate_lm(envs, lm, reference, s.eval_episodes, temperature=1.0)["extrinsic_mean"]
+    finally:
+        envs.close()
+
+
+def run_trl(s: Settings) -> dict[str, Any]:
+    """TRL's GRPOTrainer on the shared settings (in the child process)."""
+    if importlib.util.find_spec("trl") is None:
+        raise SystemExit(f"The TRL variant needs TRL, which is not installed. Install it with: {TRL_INSTALL}")
+    import copy
+    import tempfile
+
+    import torch
+    import trl
+    from datasets import Dataset
+    from transformers import TrainerCallback
+
+    from textgym.models import load_causal_lm, load_tokenizer
+    from textgym.tasks import get_items, get_scorer, get_task
+
+    task, items = get_task(TASK), get_items(TASK, "train")
+    reference = load_causal_lm(s.model)
+    for parameter in reference.parameters():
+        parameter.requires_grad_(False)
+    policy = copy.deepcopy(reference)
+    frozen = frozen_ids(policy, s.freeze_layers)
+    for parameter in policy.parameters():
+        parameter.requires_grad_(id(parameter) not in frozen)
+    scorer = get_scorer(TASK)
+    before = _evaluate(policy, reference, s)
+    scorer(items[:1], ["."])  # builds the scorer's caches, as the evaluation does on the textgym side
+    sampled: list[int] = []
+    reward = trl_reward(items, scorer)
+
+    def counted(prompts, completions, **kwargs):
+        sampled.append(len(completions))
+        return reward(prompts, completions, **kwargs)
+
+    counted.__name__ = reward.__name__
+    dataset = Dataset.from_dict(
+        {"prompt": [task.format_prompt(item) for item in items], "item_index": list(range(len(items)))}
+    )
+
+    class StepClock(TrainerCallback):
+        seconds = 0.0
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            StepClock.seconds += time.perf_counter() - self.start
+
+    with tempfile.TemporaryDirectory() as out:
+        config = trl.GRPOConfig(
+            output_dir=out,
+            max_steps=s.steps,
+            per_device_train_batch_size=s.batch,  # completions per step
+            gradient_accumulation_steps=1,
+            num_generations=s.group,
+            max_completion_length=s.max_new_tokens,
+            temperature=1.0,
+            top_k=0,
+            top_p=1.0,
+            learning_rate=s.learning_rate,
+            lr_scheduler_type="constant",
+            warmup_steps=0,
+            weight_decay=0.0,
+            max_grad_norm=1.0,
+            beta=s.kl_coef,
+            seed=s.seed,
+            use_cpu=True,
+            bf16=False,
+            gradient_checkpointing=False,
+            disable_dropout=True,
+            report_to="none",
+            save_strategy="no",
+            logging_steps=1,
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+        )
+        trainer = trl.GRPOTrainer(
+            model=policy,
+            reward_funcs=counted,
+            args=config,
+            train_dataset=dataset,
+            processing_class=copy.deepcopy(load_tokenizer(s.model)),  # TRL may set things on it; ours is shared
+            callbacks=[StepClock()],
+        )
+        start = time.perf_counter()
+        trainer.train()
+        call_seconds = time.perf_counter() - start
+    lm = trainer.model.eval()
+    with torch.no_grad():
+        after = _evaluate(lm, reference, s)
+    return {
+        "completions": sum(sampled),
+        "train_s": StepClock.seconds,
+        "train_call_s": call_seconds,
+        "eval_before": before,
+        "eval_after": after,
+        "trainable_M": trainable_count(policy, s.freeze_layers) / 1e6,
+        "library": f"trl {trl.__version__}",
+    }
+
+
+def run_textgym(name: str, s: Settings) -> dict[str, Any]:
+    """A textgym agent through :func:`textgym.training.train` on the shared settings (in the child process)."""
+    import tempfile
+    from importlib.metadata import version
+
+    from textgym.models import load_causal_lm
+    from textgym.training import train
+
+    variant = VARIANTS[name]
+    config = {
+        "env_id": variant["env_id"],
+        "env_kwargs": {"max_new_tokens": s.max_new_tokens, **variant.get("env_kwargs", {})},
+        "model": s.model,
+        "seed": s.seed,
+        "num_envs": s.batch,
+        "iterations": s.steps,
+        "learning_rate": s.learning_rate,
+        "kl_coef": s.kl_coef,
+        "temperature": 1.0,
+        "top_k": 0,
+        "top_p": 1.0,
+        "freeze_layers": s.freeze_layers,
+        "eval_episodes": s.eval_episodes,
+        "eval_every": s.steps,  # before the first iteration and after the last only
+    }
+    if variant["agent"] == "rloo":
+        config["samples_per_prompt"] = s.group
+    with tempfile.TemporaryDirectory() as run:
+        start = time.perf_counter()
+        summary = train(variant["agent"], config, run, checkpoint_every=s.steps, progress=False)
+        call_seconds = time.perf_counter() - start
+    return {
+        "completions": summary["episodes"],
+        "train_s": summary["seconds"],
+        "train_call_s": call_seconds,
+        "eval_before": summary["eval_before"],
+        "eval_after": summary["eval_after"],
+        "trainable_M": trainable_count(load_causal_lm(s.model), s.freeze_layers) / 1e6,
+        "library": f"textgym {version('textgym')}",
+    }
+
+
+def child(name: str, s: Settings) -> dict[str, Any]:
+    """Runs one variant in this (fresh) process and adds its peak memory."""
+    import resource
+
+    import torch
+
+    torch.set_num_threads(s.threads)
+    torch.manual_seed(s.seed)
+    result = run_trl(s) if name == "trl-grpo" else run_textgym(name, s)
+    return {**result, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+
+
+# -- the parent -----------------------------------------------------------------------------------------------------
+
+
+def run_variant(name: str, s: Settings) -> dict[str, Any]:
+    """Runs ``name`` in a fresh process; a crash comes back as ``{"error": ...}``, not as an exception."""
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(s.threads),
+        "MKL_NUM_THREADS": str(s.threads),
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    command = [sys.executable, __file__, "--child", name, "--settings", json.dumps(asdict(s))]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not lines:
+        tail = (done.stderr.strip().splitlines() or done.stdout.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"exit {done.returncode}: {tail}"[:300], "process_s": time.perf_counter() - start}
+    return {**json.loads(lines[-1][len("RESULT ") :]), "process_s": time.perf_counter() - start}
+
+
+def table(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per variant: throughput, its ratio to TRL's, and the reward gained per completion sampled."""
+    trl_rate = None
+    if "error" not in results.get("trl-grpo", {"error": ""}):
+        trl_rate = results["trl-grpo"]["completions"] / results["trl-grpo"]["train_s"]
+    rows = []
+    for name, r in results.items():
+        if "error" in r:
+            rows.append({"variant": name, "status": r["error"]})
+            continue
+        rate = r["completions"] / r["train_s"]
+        gained = None if r["eval_before"] is None else r["eval_after"] - r["eval_before"]
+        rows.append(
+            {
+                "variant": name,
+                "completions": r["completions"],
+                "train s": r["train_s"],
+                "completions/s": rate,
+                "throughput vs TRL": None if trl_rate is None else rate / trl_rate,
+                "eval before": r["eval_before"],
+                "eval after": r["eval_after"],
+                "gain per 100 completions": None if gained is None else 100 * gained / r["completions"],
+                "trainable LM M params": r["trainable_M"],
+                "peak RSS GiB": r["peak_rss_gib"],
+                "status": "ok",
+            }
+        )
+    columns = list(next((row for row in rows if row["status"] == "ok"), rows[0]))
+    return [{column: row.get(column, "") for column in columns} for row in rows]
+
+
+def notes(s: Settings, results: dict[str, dict[str, Any]]) -> str:
+    """The exact settings, what is equal and what differs, for the report."""
+    versions = sorted({r["library"] for r in results.values() if "library" in r})
+    calls = ", ".join(f"{name} {r['train_call_s']:.0f} s" for name, r in results.items() if "train_call_s" in r)
+    frozen = "textgym's default (embeddings + lowest 60 % of layers)" if s.freeze_layers is None else s.freeze_layers
+    return (
+        f"Same on every side: {s.model} fp32 policy; sentiment train prompts (task template, no chat template); "
+        f"reward = textgym's sentiment scorer (P(positive) of opening + completion); temperature 1, no top-k/top-p, "
+        f"max {s.max_new_tokens} new tokens; {s.batch} completions per step ({s.batch // s.group} prompts x "
+        f"{s.group} for GRPO and RLOO; {s.batch} prompts for LM-PPO), {s.steps} steps = {s.completions} completions; "
+        f"Adam lr {s.learning_rate:g} constant, grad clip 1; KL coefficient {s.kl_coef:g} to the initial model "
+        f"(TRL beta, k3 in the loss; textgym kl_coef, per token in the reward); frozen layers: {frozen}; seed "
+        f"{s.seed}; {s.threads} torch thread(s) per variant, each variant in its own process, one after the other. "
+        f"Eval: textgym's evaluate_lm, {s.eval_episodes} completions of the sentiment eval prompts on fixed seeds and "
+        f"sampling noise, before and after training. Differs: the algorithm with its own defaults (GRPO: "
+        f"group-normalised advantages, 1 step per batch, DAPO loss; LM-PPO: value head, GAE, 2 epochs x 2 "
+        f"minibatches; RLOO: leave-one-out baseline, 1 step per batch) and the sampler (TRL model.generate; textgym "
+        f"the vector env token by token). train s = sum of the training steps (sampling + reward + update), no "
+        f"evaluation, checkpoints or model loading. Whole training calls (TRL trainer.train(): set-up + steps; "
+        f"textgym train(): set-up + steps + both evaluations): {calls}. "
+        f"gain per 100 completions = 100 x (eval after - eval before) / completions. Versions: {', '.join(versions)}."
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child:
+        settings = Settings(**json.loads(args.settings))
+        print("RESULT " + json.dumps(child(args.child, settings)), flush=True)
+        return
+    if "trl-grpo" in args.variants and importlib.util.find_spec("trl") is None:
+        raise SystemExit(
+            f"TRL is not installed, and the variant trl-grpo needs it. Install it with: {TRL_INSTALL}; "
+            "or leave it out with --variants."
+        )
+    import torch
+    from report import write
+
+    settings = settings_of(args)
+    torch.set_num_threads(settings.threads)  # the report's machine line names the variants' thread count
+    results = {}
+    for name in args.variants:
+        print(f"{name}: {settings.completions} completions ...", flush=True)
+        results[name] = run_variant(name, settings)
+        print(f"{name}: {results[name]}", flush=True)
+    write("trl_comparison", table(results), notes=notes(settings, results))
+
+
+if __name__ == "__main__":
+    main()
