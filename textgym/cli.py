@@ -1,4 +1,4 @@
-"""The ``textgym`` command line: ``list``, ``rollout``, ``critic-eval``, ``train``, ``compare`` and ``eval``."""
+"""The ``textgym`` command line: list, rollout, critic-eval, train, compare, eval, bench and data."""
 
 from __future__ import annotations
 
@@ -150,10 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     crit.add_argument("--batch-size", type=int, default=16)
     crit.add_argument("--json", default=None, help="write the result to this file")
     crit.set_defaults(func=cmd_critic_eval)
-    from textgym import cli_data, cli_eval, cli_train
+    from textgym import cli_bench, cli_data, cli_eval, cli_train
 
     cli_train.add_commands(commands)
     cli_eval.add_commands(commands)
+    cli_bench.add_commands(commands)
     cli_data.add_commands(commands)
     return parser
 
