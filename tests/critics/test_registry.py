@@ -10,7 +10,7 @@ from textgym.error import UnknownNameError
 
 
 @pytest.mark.parametrize(
-    ("task", "kind"), [("sentiment", "lm-judge"), ("detox", "attribution"), ("summarize", "attribution")]
+    ("task", "kind"), [("sentiment", "lm-judge"), ("detox", "attribution"), ("summarize", "lm-judge")]
 )
 def test_default_is_the_tasks_offline_critic(task, kind):
     expected = DEFAULT_CRITICS[task]

@@ -43,7 +43,7 @@ def test_positive_and_negative_clauses_get_their_labels(judge):
         assert [span.start for span in critique.spans] == sorted(span.start for span in critique.spans)
         for span in critique.spans:
             assert 0 <= span.start < span.end <= len(text) and span.label in LABELS["sentiment"]
-            assert span.score > judge.threshold
+            assert span.score > judge.thresholds[0]
     detail = [(span.text(REVIEW), span.label) for span in review.spans]
     assert covers(review, REVIEW, "wonderful", "positive") and covers(review, REVIEW, "awful", "negative"), detail
     assert not covers(review, REVIEW, "wonderful", "negative") and not covers(review, REVIEW, "awful", "positive")
@@ -61,7 +61,7 @@ def test_a_batch_gives_what_one_text_at_a_time_gives(judge):
 
 def test_a_live_model_judges_like_the_named_one_and_refresh_bumps_the_version(judge):
     live = SegmentJudgeCritic("sentiment", model=load_causal_lm(), tokenizer=load_tokenizer())
-    assert live.version == 1 and live.bias == pytest.approx(judge.bias, abs=1e-4)
+    assert live.version == 1 and live.biases == pytest.approx(judge.biases, abs=1e-4)
     key = live.config_key()
     assert key.startswith("SegmentJudgeCritic:sentiment:live:") and ":v1:" in key
     cached = CachedCritic(live)
@@ -85,6 +85,28 @@ def test_a_template_without_its_fields_is_refused(tmp_path):
     path.write_text(json.dumps({"prefix": "Review: fine\nGood: yes\n\n", "query": "Review: {text}\nGood:"}))
     with pytest.raises(ValueError, match=r"lacks the fields \['answer_words', 'labels'\]"):
         SegmentJudgeCritic("sentiment", template_path=str(path))
+
+
+DOG_POST = (
+    "I adopted a rescue dog three weeks ago. He is sweet with people, but he barks nonstop whenever I leave the "
+    "apartment, and my neighbour has already left a note on my door. Any tips for separation anxiety?"
+)
+
+
+@pytest.mark.slow
+def test_the_summary_judge_flags_a_plainly_unsupported_clause_and_not_the_faithful_ones():
+    critic = build_critic("summarize")  # the default summary critic: the untrimmed three-question judge
+    assert isinstance(critic, SegmentJudgeCritic) and critic.uses_extrinsic and not critic.trim
+    assert [q["name"] for q in critic.questions] == ["supported", "important", "clear"]
+    invented = "I won a new car in Paris last week."
+    faithful = "My rescue dog barks nonstop when I leave, and my neighbour left a note."
+    summary = f"{faithful} {invented}"
+    [mixed, clean] = critic.critique([DOG_POST] * 2, [summary, faithful], extrinsic=[0.8, 0.8])
+    assert clean.ok and clean.spans == ()
+    assert [span.text(summary) for span in mixed.spans] == [invented]
+    # SmolLM2 answers "Supported by the post?" at chance, so what catches the invented clause is the context-gain
+    # question (the post does not make it any likelier), whose label is irrelevant.
+    assert {span.label for span in mixed.spans} == {"irrelevant"}
 
 
 def test_the_self_critic_judges_with_the_policy_model():

@@ -4,6 +4,10 @@ A word of the completion is *predicted* with a label when a predicted span of th
 when a gold span of that label does. Precision, recall and F1 are micro-averaged over every (word, label) pair of
 the set, so a critic that marks nothing on clean texts loses nothing there and one that over-flags loses
 precision. The gold sets are ``textgym/data/critic_gold_{task}.jsonl``, written for this project.
+
+A critic that declares ``uses_extrinsic`` is shown each gold text's extrinsic score from the task's default scorer,
+as the environments show it a finished text's score (summaries are scored without a reference, since the gold
+set has none).
 """
 
 from __future__ import annotations
@@ -84,13 +88,34 @@ def word_prf(gold: Sequence[GoldExample], predicted: Sequence[Sequence[Span]]) -
     return precision, recall, f1
 
 
-def evaluate(critic: Critic, gold: Sequence[GoldExample], batch_size: int = 16) -> CriticScores:
-    """Runs the critic over the gold set in batches and scores its spans."""
+def extrinsic_scores(task: str, gold: Sequence[GoldExample]) -> list[float]:
+    """The task's default extrinsic score of each gold completion."""
+    from textgym.tasks import PromptItem, get_scorer
+
+    return list(get_scorer(task)([PromptItem(g.prompt) for g in gold], [g.completion for g in gold]))
+
+
+def evaluate(
+    critic: Critic, gold: Sequence[GoldExample], batch_size: int = 16, extrinsic: bool | None = None
+) -> CriticScores:
+    """Runs the critic over the gold set in batches and scores its spans.
+
+    Args:
+        critic: The critic.
+        gold: The gold examples.
+        batch_size: Texts per ``critique`` call.
+        extrinsic: Show the critic each text's extrinsic score (computed before the clock starts); ``None`` does
+            so when the critic declares ``uses_extrinsic``.
+    """
+    if extrinsic is None:
+        extrinsic = bool(getattr(critic, "uses_extrinsic", False))
+    scores = extrinsic_scores(critic.task, gold) if extrinsic and gold else None
     predicted, failures, dropped = [], 0, 0
     start = time.perf_counter()
     for first in range(0, len(gold), batch_size):
         batch = gold[first : first + batch_size]
-        for critique in critic.critique([g.prompt for g in batch], [g.completion for g in batch]):
+        shown = None if scores is None else scores[first : first + batch_size]
+        for critique in critic.critique([g.prompt for g in batch], [g.completion for g in batch], shown):
             predicted.append(critique.spans)
             failures += not critique.ok
             dropped += critique.dropped

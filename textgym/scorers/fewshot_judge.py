@@ -2,12 +2,16 @@
 
 The few-shot prefix is run once and its key/value cache reused for every batch, so a judgement costs only the
 tokens of the text being judged. Used by the sentiment scorer and by the segment-level LM critics.
+
+:class:`ContextGainJudge` asks the LM a question through its likelihood instead of an answer word: how much more
+likely a context (a post) makes a text (a summary clause), the pointwise mutual information of the two. Small LMs
+answer "is this supported by the post?" poorly in words but measurably in likelihood (``benchmarks/results/``).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -19,8 +23,9 @@ class FewShotMarginJudge:
         model: A causal LM, used read-only.
         tokenizer: Its tokenizer.
         prefix: The few-shot examples (and any instruction), run once.
-        query: The query template, with ``{text}`` and optionally ``{context}``; it ends where the answer word
-            would follow (e.g. ``"Review: {text}\nSentiment:"``).
+        query: The query template, with ``{text}`` and optionally ``{context}`` and other named fields (given to
+            :meth:`margins` as ``fields``); it ends where the answer word would follow (e.g.
+            ``"Review: {text}\nSentiment:"``).
         answer_words: The two answer words, each with its leading space (e.g. ``(" positive", " negative")``);
             only their first tokens are compared.
         batch_size: Queries per forward pass.
@@ -52,26 +57,36 @@ class FewShotMarginJudge:
         with torch.inference_mode():
             self.prefix_cache = model(input_ids=self.prefix_ids, use_cache=True).cache
 
-    def query_ids(self, text: str, context: str = "") -> list[int]:
-        """Token ids of one query: the part before ``{text}``, the text (cut to its last tokens), the rest."""
+    def query_ids(self, text: str, context: str = "", fields: Mapping[str, str] | None = None) -> list[int]:
+        """Token ids of one query: the part before ``{text}``, the text (cut to its last tokens), the rest.
+
+        ``context`` and ``fields`` fill the query's other ``{name}`` fields; their values are inserted as they are.
+        """
+        fields = {**(fields or {}), "context": context}
         before, after = self.query.split("{text}", 1)
-        before = before.format(context=context)
+        before = before.format(**fields)
         ids = self.tokenizer(before + " ".join(text.split()), add_special_tokens=False).input_ids
         head = self.tokenizer(before.rstrip(), add_special_tokens=False).input_ids
         if len(ids) - len(head) > self.max_text_tokens:
             ids = head + ids[-self.max_text_tokens :]
-        return ids + self.tokenizer(after.format(context=context), add_special_tokens=False).input_ids
+        return ids + self.tokenizer(after.format(**fields), add_special_tokens=False).input_ids
 
-    def margins(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> np.ndarray:
-        """Returns the margin of each text (with its context, where the query has one)."""
+    def margins(
+        self,
+        texts: Sequence[str],
+        contexts: Sequence[str] | None = None,
+        fields: Sequence[Mapping[str, str]] | None = None,
+    ) -> np.ndarray:
+        """Returns the margin of each text, with its context and other query fields where the query has them."""
         import torch
 
         contexts = contexts if contexts is not None else [""] * len(texts)
+        fields = fields if fields is not None else [{}] * len(texts)
         out = np.empty(len(texts), dtype=np.float64)
         prefix_len = self.prefix_ids.shape[1]
         for start in range(0, len(texts), self.batch_size):
             chunk = range(start, min(start + self.batch_size, len(texts)))
-            queries = [self.query_ids(texts[i], contexts[i]) for i in chunk]
+            queries = [self.query_ids(texts[i], contexts[i], fields[i]) for i in chunk]
             width = max(len(query) for query in queries)
             ids = torch.full((len(queries), width), self.tokenizer.pad_token_id, dtype=torch.long)
             mask = torch.zeros((len(queries), width), dtype=torch.long)
@@ -89,3 +104,82 @@ class FewShotMarginJudge:
             pair = logits[:, self.answer_ids].double()
             out[start : start + len(queries)] = (pair[:, 0] - pair[:, 1]).numpy()
         return out
+
+
+class ContextGainJudge:
+    r"""Mean per-token log-likelihood gain of a text from a context.
+
+    The gain is ``log P(text | query with the context) - log P(text | query with an empty context)``, averaged
+    over the text's tokens. A text the context predicts (a summary clause that restates the post) scores high; one
+    it does not (an invented detail, an unrelated remark, word salad) scores near or below zero.
+
+    Args:
+        model: A causal LM, used read-only.
+        tokenizer: Its tokenizer.
+        prefix: Text put before every query (may be empty).
+        query: The query template; it must end with ``{text}`` and contain ``{context}``, and may hold other named
+            fields (given to :meth:`margins` as ``fields``), e.g. ``"Post: {context}\nSummary: {text}"``.
+        batch_size: Sequences per forward pass (each text takes two).
+        max_text_tokens: A text is cut to its last this many tokens.
+    """
+
+    def __init__(
+        self, model, tokenizer, prefix: str, query: str, batch_size: int = 16, max_text_tokens: int = 256
+    ) -> None:
+        if batch_size < 1 or max_text_tokens < 1:
+            raise ValueError(f"batch_size and max_text_tokens must be positive, got {batch_size}, {max_text_tokens}.")
+        if not query.endswith("{text}") or "{context}" not in query:
+            raise ValueError("A context-gain query must contain {context} and end with {text}.")
+        self.model, self.tokenizer = model, tokenizer
+        self.prefix, self.query = prefix, query
+        self.batch_size, self.max_text_tokens = batch_size, max_text_tokens
+
+    def sequence(self, text: str, context: str, fields: Mapping[str, str] | None = None) -> tuple[list[int], int]:
+        """Token ids of prefix + query + text, and how many of them (at the end) are the text's."""
+        before = self.prefix + self.query[: -len("{text}")].format(**{**(fields or {}), "context": context})
+        words = " ".join(text.split())
+        if before.endswith(" "):  # the space belongs to the text's first token, as when the LM writes it
+            before, words = before[:-1], " " + words
+        head = self.tokenizer(before).input_ids
+        tail = self.tokenizer(words, add_special_tokens=False).input_ids[-self.max_text_tokens :]
+        return head + tail, len(tail)
+
+    def log_likelihoods(self, sequences: Sequence[tuple[list[int], int]]) -> np.ndarray:
+        """Mean log-probability of the last ``n`` tokens of each ``(ids, n)``, batched, left-padded."""
+        import torch
+
+        out = np.zeros(len(sequences), dtype=np.float64)
+        for start in range(0, len(sequences), self.batch_size):
+            chunk = sequences[start : start + self.batch_size]
+            width = max(len(ids) for ids, _ in chunk)
+            keep = max(n for _, n in chunk) + 1
+            ids = torch.full((len(chunk), width), self.tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, (row_ids, _) in enumerate(chunk):
+                ids[row, width - len(row_ids) :] = torch.tensor(row_ids)
+                mask[row, width - len(row_ids) :] = 1
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.inference_mode():
+                logits = self.model(
+                    input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
+                ).logits
+            logprobs = logits[:, :-1].double().log_softmax(-1)  # position j predicts token width - keep + 1 + j
+            targets = ids[:, width - keep + 1 :]
+            picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            for row, (_, n) in enumerate(chunk):
+                out[start + row] = picked[row, -n:].mean().item() if n else 0.0
+        return out
+
+    def margins(
+        self,
+        texts: Sequence[str],
+        contexts: Sequence[str] | None = None,
+        fields: Sequence[Mapping[str, str]] | None = None,
+    ) -> np.ndarray:
+        """Returns the per-token log-likelihood gain of each text from its context."""
+        contexts = contexts if contexts is not None else [""] * len(texts)
+        fields = fields if fields is not None else [{}] * len(texts)
+        with_context = [self.sequence(t, c, f) for t, c, f in zip(texts, contexts, fields, strict=True)]
+        without = [self.sequence(t, "", f) for t, f in zip(texts, fields, strict=True)]
+        both = self.log_likelihoods(with_context + without)
+        return both[: len(texts)] - both[len(texts) :]
