@@ -7,14 +7,16 @@ spans. With ``trim`` a flagged clause is narrowed, word by word from both ends, 
 judge still flags nearly as strongly, so a span covers the phrase rather than its whole clause.
 
 A template asks one question or several (``"questions": [...]``), each with its own few-shot prefix, query,
-answer words, labels and optional calibration and threshold, e.g. for summaries "Supported by the post?"
-(incorrect), "Off-topic?" (irrelevant) and "Garbled?" (incoherent). A question of kind ``context_gain`` is asked
-through the LM's likelihood instead of an answer word: how much more likely the prompt makes the clause (a
-135M model answers "is this supported by the post?" at chance in words, but its likelihood tells restated clauses
-from unrelated ones; ``benchmarks/results/critic_quality.md``). A query may show the prompt (``{context}``) and
-the task's score of the whole text (``{extrinsic}``, 2 decimals, ``unknown`` when there is none, as for a prefix);
-a critic whose queries show the score declares ``uses_extrinsic``. A clause flagged by several questions takes the
-label of the question whose margin passes its threshold by the most (each question's margin in its own units).
+answer words, labels and optional calibration and threshold; the summary template asks "Supported by the post?"
+(incorrect), the post's context gain (irrelevant) and "Garbled?" (incoherent). A question of kind
+``context_gain`` is asked through the LM's likelihood instead of an answer word: how much more likely the prompt
+makes the clause. SmolLM2-135M answers "is this supported by the post?" at chance in words (per-clause ROC AUC 0.40
+on the summary gold set for the incorrect clauses), but its context gain separates the irrelevant and incoherent
+clauses from the rest (AUC 0.94 and 0.97), measured while writing ``templates/summarize_judge.json``. A query may
+show the prompt (``{context}``) and the task's score of the whole text (``{extrinsic}``, 2 decimals, ``unknown``
+when there is none, as for a prefix); a critic whose queries show the score declares ``uses_extrinsic``. A clause
+flagged by several questions takes the label of the question whose margin passes its threshold by the most (each
+question's margin in its own units).
 
 ``model`` may be a live ``torch.nn.Module`` (self-critique: the policy judges its own text); call
 :meth:`SegmentJudgeCritic.refresh` after its weights change, so the few-shot cache and the calibration follow.
