@@ -59,6 +59,15 @@ def test_chat_mode_wraps_the_message_in_the_chat_template_and_plain_mode_does_no
     assert chat != plain
 
 
+def test_a_conversation_is_answered_like_its_user_message(tiny):
+    model, tokenizer = tiny
+    as_strings = generate_replies(model, tokenizer, TEXTS[:2], max_new_tokens=6)
+    conversations = [[{"role": "user", "content": text}] for text in TEXTS[:2]]
+    assert generate_replies(model, tokenizer, conversations, max_new_tokens=6) == as_strings
+    with_system = [[{"role": "system", "content": "Be brief."}, *turns] for turns in conversations]
+    assert generate_replies(model, tokenizer, with_system, max_new_tokens=6) != as_strings
+
+
 def test_plain_mode_keeps_the_first_block_of_a_reply():
     assert _first_block("\nToxic phrases: idiot\n\nOpening: more text") == "Toxic phrases: idiot"
     two_lines = "Positive phrases: a\nNegative phrases: b"

@@ -36,21 +36,22 @@ from textgym.models import DEFAULT_POLICY_MODEL, load_causal_lm, load_tokenizer
 def generate_replies(
     model: Any,
     tokenizer: Any,
-    messages: Sequence[str],
+    messages: Sequence[str | Sequence[dict[str, str]]],
     max_new_tokens: int = 96,
     batch_size: int = 8,
     chat: bool | None = None,
 ) -> list[str]:
-    """Greedy replies of a causal LM to user messages, in batches, left-padded.
+    """Greedy replies of a causal LM to user messages (or whole conversations), in batches, left-padded.
 
     Args:
         model: A transformers causal LM, used read-only.
         tokenizer: Its tokenizer (not modified).
-        messages: The user messages.
+        messages: The user messages, each a string (one user turn) or a conversation (``{"role", "content"}``
+            dicts, as a chat-completions request holds them).
         max_new_tokens: Most tokens of a reply.
         batch_size: Messages per ``generate`` call.
-        chat: Wrap each message in the tokenizer's chat template as one user turn; ``None`` does so when the
-            tokenizer has a chat template.
+        chat: Wrap each message in the tokenizer's chat template; ``None`` does so when the tokenizer has one.
+            In plain-text mode a conversation is its contents joined by blank lines.
 
     Returns:
         The decoded replies, special tokens removed. In plain-text mode a reply is cut at its first blank line
@@ -63,16 +64,12 @@ def generate_replies(
     replies: list[str] = []
     for first in range(0, len(messages), batch_size):
         chunk = messages[first : first + batch_size]
+        turns = [[{"role": "user", "content": m}] if isinstance(m, str) else list(m) for m in chunk]
         if use_chat:
-            texts = [
-                tokenizer.apply_chat_template(
-                    [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True
-                )
-                for message in chunk
-            ]
+            texts = [tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=True) for turn in turns]
             encoded = [tokenizer(text, add_special_tokens=False).input_ids for text in texts]
         else:
-            encoded = [tokenizer(message).input_ids for message in chunk]
+            encoded = [tokenizer("\n\n".join(t["content"] for t in turn)).input_ids for turn in turns]
         width = max(len(ids) for ids in encoded)
         ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(encoded), width), dtype=torch.long)
