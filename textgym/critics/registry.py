@@ -20,8 +20,8 @@ DEFAULT_CRITICS: dict[str, dict[str, Any]] = {
 }
 """The offline default critic of each task: the best word-level F1 on the gold spans (critic_quality.md): detox
 0.59 (BiLSTM occlusion), sentiment 0.53 (SmolLM2 clause judge), summaries 0.36 (SmolLM2 clause judge with three
-questions, untrimmed; attribution 0.11, the old one-question judge 0.05). The summary judge costs about 6 s of CPU a
-text where attribution costs 0.15 s: pass ``critic="attribution"`` where that matters more than the spans."""
+questions, untrimmed; attribution 0.11, the old one-question judge 0.05). The summary judge is slow on a CPU (5.6 s
+a text against attribution's 0.24 s in that benchmark): pass ``critic="attribution"`` where speed matters more."""
 
 
 def critic_config(task: str, critic: str | dict[str, Any] = "default", **kwargs: Any) -> dict[str, Any]:
