@@ -142,8 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     crit.add_argument(
         "--critic",
         default="default",
-        help="default, lm-judge, attribution, self, a model id, an http(s):// server URL (with --critic-kwargs "
-        "'{\"model\": ...}'), ...",
+        help="default, lm-judge, lm-list, attribution, self, a model id, an http(s):// server URL (with "
+        "--critic-kwargs '{\"model\": ...}'), ...",
     )
     crit.add_argument("--critic-kwargs", default="", help="JSON object of critic arguments")
     crit.add_argument("--gold", default=None, help="a JSON-lines gold file instead of the embedded one")
