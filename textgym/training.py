@@ -187,24 +187,33 @@ def summarize_run(run: Path, agent_name: str, config: dict[str, Any], evaluation
 
 
 def plot_curves(runs: dict[str, Path], out: Path) -> None:
-    """Plots training and eval extrinsic reward against episodes for several runs in one PNG."""
+    """Plots eval (and faint train-batch) extrinsic reward against episodes for several runs in one PNG.
+
+    Runs of the same environment id and agent share a colour (their seeds are drawn in it) and one legend entry.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 4))
-    for index, (label, run) in enumerate(runs.items()):
+    colours: dict[str, str] = {}
+    for label, run in runs.items():
+        config_path = Path(run) / "config.json"
+        config = json.loads(config_path.read_text()) if config_path.exists() else {}
+        group = f"{config.get('agent', '')} {config.get('env_id', label)}".strip()
+        first = group not in colours
+        colour = colours.setdefault(group, f"C{len(colours)}")
         metrics = _read_metrics(Path(run) / "metrics.jsonl")
-        color = f"C{index}"
         train_points = [(m["episodes"], m["reward/extrinsic"]) for m in metrics if m["kind"] == "train"]
         eval_points = [(m["episodes"], m["eval/extrinsic"]) for m in metrics if m["kind"] == "eval"]
         if train_points:
-            axis.plot(*zip(*train_points, strict=True), color=color, alpha=0.35, label=f"{label} (train batch)")
+            axis.plot(*zip(*train_points, strict=True), color=colour, alpha=0.2, linewidth=0.8)
         if eval_points:
-            axis.plot(*zip(*eval_points, strict=True), "o-", color=color, label=f"{label} (eval)")
+            axis.plot(*zip(*eval_points, strict=True), "o-", color=colour, label=f"{group} (eval)" if first else None)
     axis.set_xlabel("training episodes")
     axis.set_ylabel("mean extrinsic reward")
+    axis.set_title("eval prompts (dots) and training batches (faint)", fontsize=9)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
     figure.tight_layout()
