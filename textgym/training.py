@@ -99,7 +99,7 @@ def train(
     metrics_path = run / "metrics.jsonl"
     if state is not None:
         agent.load_state_dict(state)
-        _truncate_metrics(metrics_path, agent.iteration)
+        truncate_metrics(metrics_path, agent.iteration)
     else:
         metrics_path.write_text("")
         (run / "config.json").write_text(json.dumps({"agent": agent_name, **agent.config.to_dict()}, indent=2))
@@ -107,7 +107,7 @@ def train(
 
     writer = SummaryWriter(str(run), purge_step=agent.episodes if state is not None else None)
     c = agent.config
-    evaluations = [m for m in _read_metrics(metrics_path) if m["kind"] == "eval"]
+    evaluations = [m for m in read_metrics(metrics_path) if m["kind"] == "eval"]
     try:
         if agent.iteration == 0 and c.eval_episodes:
             evaluations.append(_evaluate(agent, writer, metrics_path))
@@ -155,21 +155,22 @@ def _log(writer, path: Path, kind: str, agent: LMAgent, stats: dict[str, float],
     return record
 
 
-def _read_metrics(path: Path) -> list[dict[str, Any]]:
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a run's ``metrics.jsonl`` (none when it does not exist)."""
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _truncate_metrics(path: Path, iteration: int) -> None:
+def truncate_metrics(path: Path, iteration: int) -> None:
     """Drops the records written after the checkpoint's iteration (a killed run may have logged past it)."""
-    kept = [m for m in _read_metrics(path) if m["iteration"] <= iteration]
+    kept = [m for m in read_metrics(path) if m["iteration"] <= iteration]
     path.write_text("".join(json.dumps(m) + "\n" for m in kept), encoding="utf-8")
 
 
 def summarize_run(run: Path, agent_name: str, config: dict[str, Any], evaluations: list[dict]) -> dict[str, Any]:
     """Writes ``summary.json`` and ``learning_curve.png`` for a finished run and returns the summary."""
-    train_records = [m for m in _read_metrics(run / "metrics.jsonl") if m["kind"] == "train"]
+    train_records = [m for m in read_metrics(run / "metrics.jsonl") if m["kind"] == "train"]
     summary = {
         "agent": agent_name,
         "env_id": config["env_id"],
@@ -204,7 +205,7 @@ def plot_curves(runs: dict[str, Path], out: Path) -> None:
         group = f"{config.get('agent', '')} {config.get('env_id', label)}".strip()
         first = group not in colours
         colour = colours.setdefault(group, f"C{len(colours)}")
-        metrics = _read_metrics(Path(run) / "metrics.jsonl")
+        metrics = read_metrics(Path(run) / "metrics.jsonl")
         train_points = [(m["episodes"], m["reward/extrinsic"]) for m in metrics if m["kind"] == "train"]
         eval_points = [(m["episodes"], m["eval/extrinsic"]) for m in metrics if m["kind"] == "eval"]
         if train_points:

@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
-from textgym.models import DEFAULT_POLICY_MODEL
+from textgym.models import DEFAULT_POLICY_MODEL, load_causal_lm
 
 SB3_AGENTS = ("sb3-ppo", "sb3-a2c")
 DEFAULTS = {
@@ -89,7 +89,7 @@ def train_sb3(
     from textgym.agents.lm_eval import evaluate_lm, make_eval_envs
     from textgym.agents.sb3 import TextGymLMPolicy, TokenRewardCredit
     from textgym.error import SettingsError, unknown_name
-    from textgym.training import summarize_run
+    from textgym.training import read_metrics, summarize_run
 
     if agent not in SB3_AGENTS:
         raise unknown_name("SB3 agent", agent, SB3_AGENTS)
@@ -106,8 +106,7 @@ def train_sb3(
     checkpoint = run / "checkpoint.zip"
     if resume and checkpoint.exists():
         model = algorithm.load(checkpoint, env=env, tensorboard_log=str(run))
-        done_records = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
-        kept = [r for r in done_records if r["kind"] != "train" or r["iteration"] <= model.num_timesteps]
+        kept = [r for r in read_metrics(metrics) if r["kind"] != "train" or r["iteration"] <= model.num_timesteps]
         metrics.write_text("".join(json.dumps(r) + "\n" for r in kept))
     else:
         batch = min(c["batch_size"], c["n_steps"])
@@ -119,11 +118,12 @@ def train_sb3(
         )  # fmt: skip
         metrics.write_text("")
         (run / "config.json").write_text(json.dumps({"agent": agent, **c}, indent=2))
-    lm, reference = model.policy.net.lm, _reference(c["model"])
+    lm, reference = model.policy.net.lm, load_causal_lm(c["model"])
     eval_envs = make_eval_envs(c["env_id"], c["model"], min(c["num_envs"], c["eval_episodes"] or 1), c["env_kwargs"])
 
     logger = RunLogger(run, metrics)
-    logger.episodes = _episodes_so_far(metrics)
+    train_records = [record for record in read_metrics(metrics) if record["kind"] == "train"]
+    logger.episodes = train_records[-1]["episodes"] if train_records else 0
 
     def evaluate() -> dict[str, Any]:
         result = evaluate_lm(eval_envs, lm, reference, c["eval_episodes"])
@@ -135,7 +135,7 @@ def train_sb3(
             handle.write(json.dumps(record) + "\n")
         return record
 
-    evaluations = [json.loads(line) for line in metrics.read_text().splitlines() if '"eval"' in line]
+    evaluations = [record for record in read_metrics(metrics) if record["kind"] == "eval"]
     if c["eval_episodes"] and not evaluations:
         evaluations.append(evaluate())
     remaining = total - model.num_timesteps
@@ -150,13 +150,4 @@ def train_sb3(
     eval_envs.close()
     return summarize_run(run, agent, c, evaluations)
 
-
-def _reference(model: str):
-    from textgym.models import load_causal_lm
-
     return load_causal_lm(model)
-
-
-def _episodes_so_far(metrics: Path) -> int:
-    records = [json.loads(line) for line in metrics.read_text().splitlines() if '"train"' in line]
-    return records[-1]["episodes"] if records else 0

@@ -19,10 +19,20 @@ EVAL_SEED = 1_000_000  # eval episodes use their own seeds, far from the trainin
 ENV_KWARGS_KEPT = ("max_new_tokens", "prompt_budget", "prompts_path")
 
 
-def make_eval_envs(env_id: str, model: str, num_envs: int, env_kwargs: dict[str, Any] | None = None):
-    """The sparse id of ``env_id``'s task on the eval split, with autoreset disabled."""
+def make_eval_envs(
+    env_id: str,
+    model: str,
+    num_envs: int,
+    env_kwargs: dict[str, Any] | None = None,
+    kept: tuple[str, ...] | None = ENV_KWARGS_KEPT,
+):
+    """The sparse id of ``env_id``'s task on the eval split, with autoreset disabled.
+
+    Only the ``kept`` keys of ``env_kwargs`` pass (a training env's critic settings mean nothing here); ``None``
+    passes them all.
+    """
     task = gym.spec(env_id).kwargs["task"]
-    keep = {key: value for key, value in (env_kwargs or {}).items() if key in ENV_KWARGS_KEPT}
+    keep = {key: value for key, value in (env_kwargs or {}).items() if kept is None or key in kept}
     return gym.make_vec(
         f"Text{task.capitalize()}-sparse-v0", num_envs=num_envs, vectorization_mode="vector_entry_point",
         autoreset_mode="disabled", split="eval", model=model, **keep,

@@ -17,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from textgym.agents.lm_eval import make_eval_envs
 from textgym.agents.lm_rollout import collect
 from textgym.evaluation import metrics
 from textgym.models import load_causal_lm, load_tokenizer
@@ -75,10 +76,7 @@ def evaluate_policy(
     lm, model_name = load_policy(policy)
     task = gym.spec(env_id).kwargs["task"]
     rows = max(samples, batch_size // samples * samples)
-    envs = gym.make_vec(
-        f"Text{task.capitalize()}-sparse-v0", num_envs=rows, vectorization_mode="vector_entry_point",
-        autoreset_mode="disabled", split="eval", model=model_name, **(env_kwargs or {}),
-    )  # fmt: skip
+    envs = make_eval_envs(env_id, model_name, rows, env_kwargs, kept=None)
     items = envs.unwrapped.envs[0].items
     count = len(items) if prompts is None else min(prompts, len(items))
     order = [index for index in range(count) for _ in range(samples)]
