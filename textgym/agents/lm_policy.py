@@ -134,6 +134,9 @@ def build_policy(model_name: str, freeze_layers: int | None = None) -> tuple[LMP
     ``freeze_layers=None`` freezes the lowest 60 % of the layers (rounded down).
     """
     reference = load_causal_lm(model_name)
-    if freeze_layers is None:
-        freeze_layers = int(DEFAULT_FROZEN_SHARE * len(decoder_layers(reference)))
-    return LMPolicy(reference, freeze_layers), reference
+    return LMPolicy(reference, resolve_frozen_layers(reference, freeze_layers)), reference
+
+
+def resolve_frozen_layers(model: nn.Module, freeze_layers: int | None) -> int:
+    """``freeze_layers``, or 60 % of the model's layers (rounded down) when it is None."""
+    return int(DEFAULT_FROZEN_SHARE * len(decoder_layers(model))) if freeze_layers is None else freeze_layers

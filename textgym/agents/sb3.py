@@ -31,7 +31,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.distributions import CategoricalDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 
-from textgym.agents.lm_policy import LMPolicy, decoder_layers, positions
+from textgym.agents.lm_policy import LMPolicy, positions, resolve_frozen_layers
 from textgym.models import DEFAULT_POLICY_MODEL, load_causal_lm
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,7 @@ class TextGymLMPolicy(ActorCriticPolicy):
 
     def _build(self, lr_schedule) -> None:
         reference = load_causal_lm(self.model_name)
-        frozen = self.freeze_layers
-        if frozen is None:
-            frozen = int(0.6 * len(decoder_layers(reference)))
-        self.net = LMPolicy(reference, frozen)
+        self.net = LMPolicy(reference, resolve_frozen_layers(reference, self.freeze_layers))
         self.action_dist = CategoricalDistribution(int(self.action_space.n))
         trainable = [p for p in self.parameters() if p.requires_grad]
         self.optimizer = self.optimizer_class(trainable, lr=lr_schedule(1), **self.optimizer_kwargs)
