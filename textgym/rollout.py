@@ -8,15 +8,16 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
-from textgym.agents.sampler import LMSampler
+from textgym.agents.lm_rollout import collect
 from textgym.models import DEFAULT_POLICY_MODEL, load_causal_lm
 
 
 @dataclass
 class Episode:
-    """One finished episode."""
+    """One finished episode; ``reward`` is its return (the sum of its step rewards)."""
 
     env_id: str
     prompt: str
@@ -38,42 +39,37 @@ def rollout(
 ) -> tuple[list[Episode], float]:
     """Samples ``episodes`` completions from ``policy`` on ``env_id`` and returns them with the seconds taken.
 
-    Episodes run in batches of ``batch_size`` environments that advance in lockstep (one KV-cached forward pass
-    per token for the whole batch). Environment ``i`` of batch ``b`` is reset with seed ``seed + b * batch_size
-    + i``; the sampler is seeded with ``seed``, so the same arguments give the same episodes.
+    Episodes run in batches of up to ``batch_size`` rows of the id's vector env, in lockstep with one KV cache
+    (:func:`textgym.agents.lm_rollout.collect`). Episode ``k`` is reset with seed ``seed + k`` and sampling draws
+    from one generator seeded with ``seed``, so the same arguments give the same episodes. ``temperature=0`` is
+    greedy decoding.
     """
     if episodes < 1 or batch_size < 1:
         raise ValueError(f"episodes and batch_size must be positive, got {episodes} and {batch_size}.")
-    envs = [gym.make(env_id, **(env_kwargs or {})) for _ in range(min(batch_size, episodes))]
+    if temperature < 0 or not 0 < top_p <= 1:
+        raise ValueError(f"Need temperature >= 0 and 0 < top_p <= 1, got {temperature} and {top_p}.")
     model = load_causal_lm(policy)
-    sampler = LMSampler(model, envs[0].action_space.n, temperature=temperature, top_p=top_p, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    envs: dict[int, Any] = {}  # one vector env per batch size used (the last batch may be smaller)
     records: list[Episode] = []
     start = time.perf_counter()
     with tqdm(total=episodes, desc=env_id, unit="ep", disable=not progress) as bar:
-        for first in range(0, episodes, len(envs)):
-            active = envs[: min(len(envs), episodes - first)]
-            observations = [env.reset(seed=seed + first + i)[0] for i, env in enumerate(active)]
-            actions = sampler.start(
-                np.stack([obs["input_ids"] for obs in observations]),
-                np.stack([obs["attention_mask"] for obs in observations]),
+        for first in range(0, episodes, batch_size):
+            rows = min(batch_size, episodes - first)
+            if rows not in envs:
+                envs[rows] = gym.make_vec(
+                    env_id, num_envs=rows, vectorization_mode="vector_entry_point", autoreset_mode="disabled",
+                    **(env_kwargs or {}),
+                )  # fmt: skip
+            batch = collect(
+                envs[rows], model, generator, [seed + first + i for i in range(rows)], temperature, top_p=top_p
             )
-            running = [True] * len(active)
-            while True:
-                for i, env in enumerate(active):
-                    if not running[i]:
-                        continue
-                    _, reward, terminated, truncated, info = env.step(actions[i])
-                    if terminated or truncated:
-                        running[i] = False
-                        records.append(
-                            Episode(env_id, info["prompt"], info["completion"], float(reward), info["num_new_tokens"])
-                        )
-                        bar.update()
-                if not any(running):
-                    break
-                actions = sampler.next(actions)
-    for env in envs:
-        env.close()
+            returns, lengths = batch.rewards.sum(1).tolist(), batch.valid.sum(1).tolist()
+            for i in range(rows):
+                records.append(Episode(env_id, batch.prompts[i], batch.completions[i], returns[i], int(lengths[i])))
+            bar.update(rows)
+    for vector_env in envs.values():
+        vector_env.close()
     return records, time.perf_counter() - start
 
 

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from textgym.agents.lm_agent import LMAgent, LMAgentConfig
+from textgym.metrics_log import read_metrics, truncate_metrics
 
 log = logging.getLogger(__name__)
 
@@ -153,19 +154,6 @@ def _log(writer, path: Path, kind: str, agent: LMAgent, stats: dict[str, float],
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
     return record
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of a run's ``metrics.jsonl`` (none when it does not exist)."""
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def truncate_metrics(path: Path, iteration: int) -> None:
-    """Drops the records written after the checkpoint's iteration (a killed run may have logged past it)."""
-    kept = [m for m in read_metrics(path) if m["iteration"] <= iteration]
-    path.write_text("".join(json.dumps(m) + "\n" for m in kept), encoding="utf-8")
 
 
 def summarize_run(run: Path, agent_name: str, config: dict[str, Any], evaluations: list[dict]) -> dict[str, Any]:

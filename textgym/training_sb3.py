@@ -89,7 +89,8 @@ def train_sb3(
     from textgym.agents.lm_eval import evaluate_lm, make_eval_envs
     from textgym.agents.sb3 import TextGymLMPolicy, TokenRewardCredit
     from textgym.error import SettingsError, unknown_name
-    from textgym.training import read_metrics, summarize_run
+    from textgym.metrics_log import read_metrics
+    from textgym.training import summarize_run
 
     if agent not in SB3_AGENTS:
         raise unknown_name("SB3 agent", agent, SB3_AGENTS)

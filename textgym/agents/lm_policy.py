@@ -22,7 +22,13 @@ from textgym.models import load_causal_lm
 
 
 def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
-    """Temperature-scaled logits with ``-inf`` outside the top-k / nucleus support (the last dimension)."""
+    """Temperature-scaled logits with ``-inf`` outside the top-k / nucleus support (the last dimension).
+
+    ``temperature=0`` is greedy: only the most likely token (and any exact tie) keeps a finite logit.
+    """
+    if temperature == 0:
+        logits = logits.float()
+        return logits.masked_fill(logits < logits.max(-1, keepdim=True).values, float("-inf"))
     logits = logits.float() / temperature
     if top_k:
         kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]

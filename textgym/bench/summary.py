@@ -31,20 +31,14 @@ from typing import Any
 
 import numpy as np
 
+from textgym.metrics_log import read_metrics
+
 CURVE_FIELDS = ("kind", "iteration", "episodes", "seconds", "reward", "critic_reward", "critic_calls")
 SUMMARY_FIELDS = (
     "family", "env_id", "variant", "agent", "iterations", "seeds", "missing", "episodes", "eval_before_mean",
     "eval_final_mean", "eval_final_std", "target", "episodes_to_target_mean", "episodes_to_target_std", "reached",
     "critic_calls_mean", "seconds_mean", "seconds_std",
 )  # fmt: skip
-
-
-def read_metrics(run: Path) -> list[dict[str, Any]]:
-    """The records of ``run/metrics.jsonl`` (none when it is missing)."""
-    path = run / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def learning_curve(metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -103,7 +97,7 @@ def run_result(run: Path) -> dict[str, Any] | None:
         return None
     cell = json.loads((run / "cell.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
-    curve = learning_curve(read_metrics(run))
+    curve = learning_curve(read_metrics(run / "metrics.jsonl"))
     return {
         **{key: cell[key] for key in ("name", "env_id", "family", "variant", "agent", "seed", "iterations")},
         "episodes": summary["episodes"],
