@@ -68,12 +68,7 @@ def main() -> None:
                     "task": task,
                     "critic": describe(kind, kwargs),
                     "default": "yes" if is_default else "",
-                    "texts": scores.examples,
-                    "precision": scores.precision,
-                    "recall": scores.recall,
-                    "F1": scores.f1,
-                    "ms/text": scores.seconds_per_text * 1000,
-                    "failures": scores.failures,
+                    **scores.table_row(),
                     "extrinsic shown": "yes" if getattr(critic, "uses_extrinsic", False) else "",
                 }
             )

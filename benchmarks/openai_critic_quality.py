@@ -85,12 +85,7 @@ def main() -> None:
                 {
                     "task": task,
                     "server model": args.model,
-                    "texts": scores.examples,
-                    "precision": scores.precision,
-                    "recall": scores.recall,
-                    "F1": scores.f1,
-                    "ms/text": scores.seconds_per_text * 1000,
-                    "failures": scores.failures,
+                    **scores.table_row(),
                     "dropped spans": scores.dropped_spans,
                     "requests": len(server.requests) - before,
                     "extrinsic shown": "yes" if critic.uses_extrinsic else "no",

@@ -18,6 +18,7 @@ import copy
 import torch
 from torch import nn
 
+from textgym.left_padding import positions
 from textgym.models import load_causal_lm
 
 
@@ -101,11 +102,6 @@ class LMPolicy(nn.Module):
         window = slice(start - 1, start - 1 + length)
         values = self.value_head(out.hidden_states[-1][:, window].float()).squeeze(-1)
         return out.logits[:, window], values
-
-
-def positions(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Position ids of a left-padded batch."""
-    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
 
 
 def token_logprobs(

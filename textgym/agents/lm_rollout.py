@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from textgym.agents.lm_policy import filter_logits, positions
+from textgym.agents.lm_policy import filter_logits
+from textgym.left_padding import positions
 
 
 @dataclass

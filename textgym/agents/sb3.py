@@ -31,7 +31,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.distributions import CategoricalDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 
-from textgym.agents.lm_policy import LMPolicy, positions, resolve_frozen_layers
+from textgym.agents.lm_policy import LMPolicy, resolve_frozen_layers
+from textgym.left_padding import positions
 from textgym.models import DEFAULT_POLICY_MODEL, load_causal_lm
 
 log = logging.getLogger(__name__)

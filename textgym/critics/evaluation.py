@@ -47,6 +47,17 @@ class CriticScores:
         """The fields as a dict."""
         return asdict(self)
 
+    def table_row(self) -> dict[str, float]:
+        """The columns of a results table: texts, precision, recall, F1, ms/text and failures."""
+        return {
+            "texts": self.examples,
+            "precision": self.precision,
+            "recall": self.recall,
+            "F1": self.f1,
+            "ms/text": self.seconds_per_text * 1000,
+            "failures": self.failures,
+        }
+
 
 def load_gold(task: str, path: str | None = None) -> list[GoldExample]:
     """Reads a gold set: rows with ``prompt`` (or ``post``), ``completion`` and ``spans`` of ``text`` and ``label``."""

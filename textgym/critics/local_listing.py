@@ -59,6 +59,8 @@ def generate_replies(
     """
     import torch
 
+    from textgym.left_padding import left_pad
+
     use_chat = bool(getattr(tokenizer, "chat_template", None)) if chat is None else chat
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     replies: list[str] = []
@@ -70,12 +72,8 @@ def generate_replies(
             encoded = [tokenizer(text, add_special_tokens=False).input_ids for text in texts]
         else:
             encoded = [tokenizer("\n\n".join(t["content"] for t in turn)).input_ids for turn in turns]
-        width = max(len(ids) for ids in encoded)
-        ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(encoded), width), dtype=torch.long)
-        for row, row_ids in enumerate(encoded):  # left padding: every prompt ends where generation starts
-            ids[row, width - len(row_ids) :] = torch.tensor(row_ids)
-            mask[row, width - len(row_ids) :] = 1
+        ids, mask = left_pad(encoded, pad_id)  # every prompt ends where generation starts
+        width = ids.shape[1]
         with torch.inference_mode():
             out = model.generate(
                 input_ids=ids,

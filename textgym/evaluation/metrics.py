@@ -18,6 +18,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from textgym.left_padding import left_pad
+from textgym.left_padding import positions as left_positions
+
 
 def positive_share(probabilities: Sequence[float], threshold: float = 0.5) -> float:
     """Share of values above ``threshold``."""
@@ -77,17 +80,12 @@ def perplexity(
             context = tokenizer(prompt).input_ids
             target = tokenizer(completion, add_special_tokens=False).input_ids
             rows.append((context, target))
-        width = max(len(c) + len(t) for c, t in rows)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        scored = torch.zeros((len(rows), width), dtype=torch.bool)
-        for i, (context, target) in enumerate(rows):
-            sequence = context + target
-            ids[i, width - len(sequence) :] = torch.tensor(sequence)
-            mask[i, width - len(sequence) :] = 1
-            scored[i, width - len(target) :] = True
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask = left_pad([context + target for context, target in rows], pad)
+        scored = torch.zeros(ids.shape, dtype=torch.bool)
+        for i, (_, target) in enumerate(rows):
+            scored[i, ids.shape[1] - len(target) :] = True
+        positions = left_positions(mask)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
         nll = torch.nn.functional.cross_entropy(
             logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none"

@@ -80,6 +80,9 @@ class FewShotMarginJudge:
         """Returns the margin of each text, with its context and other query fields where the query has them."""
         import torch
 
+        from textgym.left_padding import left_pad
+        from textgym.left_padding import positions as left_positions
+
         contexts = contexts if contexts is not None else [""] * len(texts)
         fields = fields if fields is not None else [{}] * len(texts)
         out = np.empty(len(texts), dtype=np.float64)
@@ -87,16 +90,11 @@ class FewShotMarginJudge:
         for start in range(0, len(texts), self.batch_size):
             chunk = range(start, min(start + self.batch_size, len(texts)))
             queries = [self.query_ids(texts[i], contexts[i], fields[i]) for i in chunk]
-            width = max(len(query) for query in queries)
-            ids = torch.full((len(queries), width), self.tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(queries), width), dtype=torch.long)
-            for row, query in enumerate(queries):  # left-padded: every row's query ends the batch
-                ids[row, width - len(query) :] = torch.tensor(query)
-                mask[row, width - len(query) :] = 1
+            ids, mask = left_pad(queries, self.tokenizer.pad_token_id)  # every row's query ends the batch
             cache = copy.deepcopy(self.prefix_cache)
             cache.batch_repeat_interleave(len(queries))
             full_mask = torch.cat([torch.ones((len(queries), prefix_len), dtype=torch.long), mask], dim=1)
-            positions = prefix_len + (mask.cumsum(-1) - 1).clamp(min=0)
+            positions = prefix_len + left_positions(mask)
             with torch.inference_mode():
                 logits = self.model(
                     input_ids=ids, attention_mask=full_mask, position_ids=positions, cache=cache, logits_to_keep=1
@@ -148,17 +146,16 @@ class ContextGainJudge:
         """Mean log-probability of the last ``n`` tokens of each ``(ids, n)``, batched, left-padded."""
         import torch
 
+        from textgym.left_padding import left_pad
+        from textgym.left_padding import positions as left_positions
+
         out = np.zeros(len(sequences), dtype=np.float64)
         for start in range(0, len(sequences), self.batch_size):
             chunk = sequences[start : start + self.batch_size]
-            width = max(len(ids) for ids, _ in chunk)
             keep = max(n for _, n in chunk) + 1
-            ids = torch.full((len(chunk), width), self.tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, (row_ids, _) in enumerate(chunk):
-                ids[row, width - len(row_ids) :] = torch.tensor(row_ids)
-                mask[row, width - len(row_ids) :] = 1
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            ids, mask = left_pad([row_ids for row_ids, _ in chunk], self.tokenizer.pad_token_id)
+            width = ids.shape[1]
+            positions = left_positions(mask)
             with torch.inference_mode():
                 logits = self.model(
                     input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
