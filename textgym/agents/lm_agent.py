@@ -17,8 +17,9 @@ import torch
 
 import textgym  # noqa: F401  (registers the ids)
 from textgym.agents.lm_eval import evaluate_lm, make_eval_envs
-from textgym.agents.lm_policy import build_policy, reference_logits, token_logprobs
+from textgym.agents.lm_policy import SharedTrunk, build_policy, reference_logits, token_logprobs
 from textgym.agents.lm_rollout import Batch, collect
+from textgym.devices import check_device_settings, resolve_device
 from textgym.models import DEFAULT_POLICY_MODEL
 
 
@@ -31,13 +32,17 @@ class LMAgentConfig:
         env_kwargs: Extra arguments of the env (e.g. ``{"mode": "prefix"}`` or ``{"critic": "self"}``).
         model: The policy's model (named, folder or hub id); the env's tokenizer follows it.
         seed: Seeds the env resets, the sampler and the update's shuffling.
+        device: Where the policy and reference run: auto (a GPU when there is one), cpu, cuda or cuda:N.
+        dtype: Weights and activations of the policy and reference: float32 or bfloat16.
         num_envs: Episodes per rollout batch.
         iterations: Rollout + update rounds.
-        learning_rate: Adam step size of the LM.
+        learning_rate: Adam step size of the LM (after warm-up).
+        warmup_iterations: The LM's learning rate rises linearly from lr/(n+1) to lr over the first n iterations.
         value_learning_rate: Adam step size of the value head (it starts from zero).
-        kl_coef: Per-token KL penalty coefficient (the starting value when ``target_kl`` is set).
-        target_kl: Adaptive KL: the per-episode KL the coefficient steers towards (None keeps it fixed).
-        kl_horizon: Adaptive KL: episodes over which the controller moves the coefficient.
+        kl_coef: Per-token KL penalty coefficient (the starting value when target_kl is set).
+        target_kl: Adaptive KL: the per-episode KL to the reference the coefficient steers towards (None: fixed).
+        kl_horizon: Adaptive KL: episodes over which the controller moves the coefficient by up to 20 % per
+            error unit (None: a tenth of the run's episodes, at least one batch, so it acts within the run).
         temperature, top_k, top_p: Sampling controls (the update uses the same processed distribution).
         freeze_layers: Embeddings and this many lowest layers are frozen and shared with the reference (None:
             60 % of the layers, rounded down; 0 trains everything).
@@ -51,13 +56,16 @@ class LMAgentConfig:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     model: str = DEFAULT_POLICY_MODEL
     seed: int = 0
+    device: str = "auto"
+    dtype: str = "float32"
     num_envs: int = 8
     iterations: int = 20
-    learning_rate: float = 1e-4
+    learning_rate: float = 1e-5
+    warmup_iterations: int = 2
     value_learning_rate: float = 1e-3
     kl_coef: float = 0.05
     target_kl: float | None = None
-    kl_horizon: int = 1000
+    kl_horizon: int | None = None
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
@@ -72,8 +80,10 @@ class LMAgentConfig:
             "num_envs >= 1": self.num_envs >= 1,
             "iterations >= 0": self.iterations >= 0,
             "learning_rate > 0": self.learning_rate > 0,
+            "warmup_iterations >= 0": self.warmup_iterations >= 0,
             "kl_coef >= 0": self.kl_coef >= 0,
             "target_kl > 0 or None": self.target_kl is None or self.target_kl > 0,
+            "kl_horizon >= 1 or None": self.kl_horizon is None or self.kl_horizon >= 1,
             "temperature > 0 (greedy decoding has no probabilities to train)": self.temperature > 0,
             "top_k >= 0": self.top_k >= 0,
             "0 < top_p <= 1": 0 < self.top_p <= 1,
@@ -85,10 +95,32 @@ class LMAgentConfig:
             from textgym.error import SettingsError
 
             raise SettingsError(f"Invalid settings: need {'; '.join(failed)}.")
+        check_device_settings(self.device, self.dtype)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain data (for checkpoints and logs)."""
         return asdict(self)
+
+
+class KLController:
+    """The KL-penalty coefficient: fixed, or adaptive after Ziegler et al. (2019).
+
+    The adaptive form moves the coefficient towards a target per-episode KL: after each batch of ``n`` episodes
+    with mean KL ``k``, ``coef *= 1 + clip(k / target - 1, -0.2, 0.2) * n / horizon``. Ziegler et al. used a
+    horizon of 10,000 episodes in runs of millions; textgym's default horizon is a tenth of the run's episodes
+    (at least one batch), so over a run the coefficient can change by a factor of up to about e^2 either way.
+    """
+
+    def __init__(self, coef: float, target: float | None, horizon: int | None, batch: int, iterations: int) -> None:
+        self.coef, self.target, self.batch = coef, target, batch
+        self.horizon = horizon if horizon is not None else max(batch, batch * iterations // 10)
+
+    def update(self, kl_per_episode: float) -> float:
+        """Moves the coefficient after a batch whose mean per-episode KL was ``kl_per_episode``; returns it."""
+        if self.target is not None:
+            error = float(np.clip(kl_per_episode / self.target - 1, -0.2, 0.2))
+            self.coef *= 1 + error * self.batch / self.horizon
+        return self.coef
 
 
 class LMAgent:
@@ -99,7 +131,9 @@ class LMAgent:
     def __init__(self, config: LMAgentConfig) -> None:
         self.config = config
         torch.manual_seed(config.seed)
-        self.policy, self.reference = build_policy(config.model, config.freeze_layers)
+        self.device = resolve_device(config.device)
+        self.policy, self.reference = build_policy(config.model, config.freeze_layers, str(self.device), config.dtype)
+        self.trunk = SharedTrunk(self.policy.lm, self.reference, self.policy.frozen_layers)
         env_kwargs = {"model": config.model, **config.env_kwargs}
         if config.self_critique:
             env_kwargs["critic"] = self._self_critic(env_kwargs)
@@ -111,16 +145,22 @@ class LMAgent:
         self.vocab = self.envs.single_action_space.n
         self.generator = torch.Generator().manual_seed(config.seed)
         self.shuffle = torch.Generator().manual_seed(config.seed + 1)
-        self.kl_coef = config.kl_coef
+        self.kl = KLController(config.kl_coef, config.target_kl, config.kl_horizon, config.num_envs, config.iterations)
         self.iteration = 0
         self.episodes = 0
+        self.score_seconds = 0.0
+
+    @property
+    def kl_coef(self) -> float:
+        """The KL-penalty coefficient now."""
+        return self.kl.coef
 
     def _self_critic(self, env_kwargs: dict[str, Any]):
         from textgym.error import SettingsError
 
         if "critic" in env_kwargs:
             raise SettingsError("self_critique replaces the critic: do not pass critic= in env_kwargs as well.")
-        if "-critic-" not in self.config.env_id:
+        if not gym.spec(self.config.env_id).entry_point.endswith("make_critic_env"):
             raise SettingsError(f"self_critique needs a critic env id (Text*-critic-v0), got {self.config.env_id!r}.")
         from textgym.critics.segment_judge import SegmentJudgeCritic
         from textgym.models import load_tokenizer
@@ -128,6 +168,29 @@ class LMAgent:
         task = gym.spec(self.config.env_id).kwargs["task"]
         self.critic = SegmentJudgeCritic(task, model=self.policy.lm, tokenizer=load_tokenizer(self.config.model))
         return self.critic
+
+    def optimizer_groups(self) -> list[dict[str, Any]]:
+        """Adam's parameter groups: the LM's trainable parameters (with warm-up) and the value head."""
+        c = self.config
+        lm = [p for p in self.policy.lm.parameters() if p.requires_grad]
+        return [
+            {"params": lm, "lr": c.learning_rate, "base_lr": c.learning_rate},
+            {"params": list(self.policy.value_head.parameters()), "lr": c.value_learning_rate},
+        ]
+
+    def warm_up(self) -> float:
+        """Sets the LM's learning rate for this iteration (linear warm-up) and returns it."""
+        c = self.config
+        scale = min(1.0, (self.iteration + 1) / (c.warmup_iterations + 1))
+        for group in self.optimizer.param_groups:
+            if "base_lr" in group:
+                group["lr"] = group["base_lr"] * scale
+        return c.learning_rate * scale
+
+    def clip_gradients(self) -> float:
+        """Clips the gradient norm to ``max_grad_norm``; returns the norm before clipping."""
+        parameters = [p for p in self.policy.parameters() if p.requires_grad]
+        return float(torch.nn.utils.clip_grad_norm_(parameters, self.config.max_grad_norm))
 
     # -- rollouts ------------------------------------------------------------------------------------------
 
@@ -137,23 +200,36 @@ class LMAgent:
         return [base + i for i in range(self.config.num_envs)]
 
     def rollout(self, seeds: list[int]) -> Batch:
-        """Samples one batch of episodes with the current policy."""
+        """Samples one batch of episodes with the current policy (recording the shared trunk)."""
         c = self.config
-        return collect(self.envs, self.policy.lm, self.generator, seeds, c.temperature, c.top_k, c.top_p)
+        return collect(
+            self.envs, self.policy.lm, self.generator, seeds, c.temperature, c.top_k, c.top_p, trunk=self.trunk
+        )
 
     def logprobs(self, batch: Batch, model_logits: torch.Tensor) -> torch.Tensor:
-        """Per-token log-probabilities of the batch's tokens under logits of its generated positions."""
+        """The policy's per-token log-probabilities of the batch's tokens (over the sampling support)."""
         return token_logprobs(model_logits, batch.tokens, batch.support, self.config.temperature, self.vocab)
+
+    def ref_logprobs(self, batch: Batch) -> torch.Tensor:
+        """The reference's per-token log-probabilities, over the full vocabulary at the sampling temperature."""
+        ids, mask = batch.inputs
+        logits = reference_logits(self.reference, ids, mask, batch.length, batch.trunk, self.trunk)
+        return token_logprobs(logits, batch.tokens, None, self.config.temperature, self.vocab) * batch.valid
+
+    def forward(self, batch: Batch, detach_value: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The policy's logits and values at the batch's generated positions (only the layers above the trunk)."""
+        ids, mask = batch.inputs
+        return self.policy(ids, mask, batch.length, batch.trunk, self.trunk, detach_value)
 
     @torch.no_grad()
     def score_batch(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Old log-probs and values of the policy, reference log-probs, and the per-token KL estimate."""
-        ids, mask = batch.sequences
-        length = batch.tokens.shape[1]
-        logits, values = self.policy(ids, mask, batch.start, length)
+        start = time.perf_counter()
+        logits, values = self.forward(batch)
         old = self.logprobs(batch, logits)
-        ref = self.logprobs(batch, reference_logits(self.reference, ids, mask, batch.start, length))
+        ref = self.ref_logprobs(batch)
         valid = batch.valid.float()
+        self.score_seconds += time.perf_counter() - start
         return {
             "logprobs": old * valid,
             "values": values * valid,
@@ -161,13 +237,16 @@ class LMAgent:
             "kl": (old - ref) * valid,
         }
 
+    @torch.no_grad()
+    def post_update_kl(self, batch: Batch, old_logprobs: torch.Tensor) -> float:
+        """Approximate KL (nats per token, ``E[(r - 1) - log r]``) from the rollout policy to the updated one."""
+        logits, _ = self.forward(batch)
+        log_ratio = (self.logprobs(batch, logits) - old_logprobs) * batch.valid
+        return float(masked_mean(log_ratio.exp() - 1 - log_ratio, batch.valid))
+
     def update_kl_coef(self, kl_per_episode: float) -> None:
-        """Adaptive KL controller (Ziegler et al. 2019): move the coefficient towards ``target_kl``."""
-        c = self.config
-        if c.target_kl is None:
-            return
-        error = float(np.clip(kl_per_episode / c.target_kl - 1, -0.2, 0.2))
-        self.kl_coef *= 1 + error * c.num_envs / c.kl_horizon
+        """Adaptive KL controller (see :class:`KLController`)."""
+        self.kl.update(kl_per_episode)
 
     def after_update(self) -> None:
         """Lets a self-critic follow the new weights."""
@@ -183,6 +262,8 @@ class LMAgent:
         start = time.perf_counter()
         batch = self.rollout(self.seeds(self.iteration))
         rollout_seconds = time.perf_counter() - start
+        self.score_seconds = 0.0
+        learning_rate = self.warm_up()
         stats = self.update(batch)
         self.after_update()
         self.iteration += 1
@@ -193,8 +274,11 @@ class LMAgent:
                 "reward/critic": float(batch.critic_reward.mean()),
                 "reward/return": float(batch.rewards.sum(1).mean()),
                 "episode/length": float(batch.valid.sum(1).float().mean()),
+                "episode/eos_share": float(np.mean(batch.terminated)),
+                "charts/learning_rate": learning_rate,
                 "time/rollout_s": rollout_seconds,
-                "time/update_s": time.perf_counter() - start - rollout_seconds,
+                "time/score_s": self.score_seconds,
+                "time/update_s": time.perf_counter() - start - rollout_seconds - self.score_seconds,
                 **self.critic_counts(batch),
             }
         )
@@ -227,7 +311,9 @@ class LMAgent:
         episodes = c.eval_episodes if episodes is None else episodes
         if not hasattr(self, "eval_envs"):
             self.eval_envs = make_eval_envs(c.env_id, c.model, min(c.num_envs, episodes), c.env_kwargs)
-        return evaluate_lm(self.eval_envs, self.policy.lm, self.reference, episodes, c.temperature, c.top_k, c.top_p)
+        return evaluate_lm(
+            self.eval_envs, self.policy.lm, self.reference, episodes, c.temperature, c.top_k, c.top_p, self.trunk
+        )
 
     # -- checkpoints ----------------------------------------------------------------------------------------
 
@@ -237,7 +323,7 @@ class LMAgent:
             "config": self.config.to_dict(),
             "iteration": self.iteration,
             "episodes": self.episodes,
-            "kl_coef": self.kl_coef,
+            "kl_coef": self.kl.coef,
             "policy": self.policy.trainable_state(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
@@ -253,7 +339,7 @@ class LMAgent:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.shuffle.set_state(state["shuffle"])
-        self.iteration, self.episodes, self.kl_coef = state["iteration"], state["episodes"], state["kl_coef"]
+        self.iteration, self.episodes, self.kl.coef = state["iteration"], state["episodes"], state["kl_coef"]
         self.after_update()
 
     def close(self) -> None:

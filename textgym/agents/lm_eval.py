@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from textgym.agents.lm_policy import reference_logits, token_logprobs
+from textgym.agents.lm_policy import SharedTrunk, reference_logits, token_logprobs
 from textgym.agents.lm_rollout import collect
 
 EVAL_SEED = 1_000_000  # eval episodes use their own seeds, far from the training ones
@@ -48,8 +48,12 @@ def evaluate_lm(
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
+    trunk: SharedTrunk | None = None,
 ) -> dict[str, Any]:
     """Samples ``episodes`` completions of the eval prompts; their mean extrinsic reward and KL to ``reference``.
+
+    The prompts are enumerated without replacement: episode ``i`` takes eval prompt ``i mod n`` (every eval
+    prompt once, then again), so a 32-episode evaluation of 30 prompts sees all 30.
 
     Args:
         envs: From :func:`make_eval_envs`.
@@ -59,23 +63,32 @@ def evaluate_lm(
         temperature: Sampling temperature.
         top_k: Top-k sampling (0: off).
         top_p: Nucleus sampling (1: off).
+        trunk: The layers ``lm`` shares with ``reference`` (their output is then computed once).
     """
     generator = torch.Generator().manual_seed(EVAL_SEED)
     vocab = envs.single_action_space.n
-    rewards, kls, samples = [], [], []
+    prompts = len(envs.get_attr("items")[0])
+    rewards, kls, samples, indices = [], [], [], []
     rows = envs.num_envs
     for first in range(0, episodes, rows):
-        batch = collect(envs, lm, generator, [EVAL_SEED + first + i for i in range(rows)], temperature, top_k, top_p)
-        ids, mask = batch.sequences
-        length = batch.tokens.shape[1]
-        policy, ref = (
-            token_logprobs(reference_logits(model, ids, mask, batch.start, length), batch.tokens, batch.support,
-                           temperature, vocab)
-            for model in (lm, reference)
+        index = [(first + i) % prompts for i in range(rows)]
+        batch = collect(
+            envs, lm, generator, [EVAL_SEED + first + i for i in range(rows)], temperature, top_k, top_p,
+            options={"prompt_index": index}, trunk=trunk,
+        )  # fmt: skip
+        ids, mask = batch.inputs
+        policy = token_logprobs(
+            reference_logits(lm, ids, mask, batch.length, batch.trunk, trunk), batch.tokens, batch.support,
+            temperature, vocab,
+        )  # fmt: skip
+        ref = token_logprobs(
+            reference_logits(reference, ids, mask, batch.length, batch.trunk, trunk), batch.tokens, None,
+            temperature, vocab,
         )  # fmt: skip
         take = min(rows, episodes - first)
         rewards += batch.extrinsic[:take].tolist()
         kls += ((policy - ref) * batch.valid).sum(1)[:take].tolist()
+        indices += index[:take]
         pairs = zip(batch.prompts[:take], batch.completions[:take], strict=True)
         samples += [{"prompt": prompt, "completion": text} for prompt, text in pairs]
     return {
@@ -83,5 +96,6 @@ def evaluate_lm(
         "extrinsic_std": float(np.std(rewards)),
         "kl_mean": float(np.mean(kls)),
         "episodes": len(rewards),
+        "prompt_indices": indices,
         "samples": samples[:4],
     }

@@ -3,14 +3,19 @@
 One iteration (the RLHF form of PPO, as in Ziegler et al. 2019 and the RELC paper):
 
 1. **Rollout**: ``num_envs`` episodes sampled token by token on the vector env with a key/value cache. Rewards are
-   per token: the environment's step rewards, with a critic's ``episode``-mode ``info["token_rewards"]`` credited
-   to the tokens that earned them (see :mod:`textgym.agents.lm_rollout`).
-2. **Scoring**: one pass of the policy (old log-probs, values) and of the reference (reference log-probs) over the
-   finished sequences. Each token's reward becomes ``r_t - kl_coef * (log pi(a_t) - log ref(a_t))``.
+   per token: the environment's step rewards, with a dense wrapper's ``info["token_rewards"]`` credited to the
+   tokens that earned them (see :mod:`textgym.agents.lm_rollout`). The shared frozen layers' output is recorded.
+2. **Scoring**: one pass of the policy's upper layers (old log-probs, values) and of the reference's (reference
+   log-probs, full vocabulary) over the recorded trunk. Each token's reward becomes
+   ``r_t - kl_coef * (log pi(a_t) - log ref(a_t))``.
 3. **Advantages**: GAE(``gamma``, ``lam``) over each episode's tokens; the episode ends after its last token
-   (end-of-sequence and the length limit are both terminal in textgym), so nothing is bootstrapped.
-4. **Update**: ``epochs`` passes over shuffled minibatches of episodes; clipped policy loss on whitened
-   advantages, clipped value loss, gradient clipping.
+   (end-of-sequence and the length limit are both terminal in textgym), so nothing is bootstrapped. With
+   ``value_norm`` the value head predicts returns standardised by their running moments.
+4. **Update**: ``epochs`` passes over shuffled minibatches of episodes (learning rate warmed up over the first
+   iterations); clipped policy loss on whitened advantages, value loss (optionally clipped), gradient clipping.
+   The passes stop early once a minibatch's approximate KL from the rollout policy passes ``max_update_kl``; the
+   KL after the whole update is measured and logged (``ppo/post_update_kl``) with the entropy, the gradient norm,
+   the value's explained variance and the share of episodes that ended at end-of-sequence.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 import torch
 
 from textgym.agents.lm_agent import LMAgent, LMAgentConfig, finite, masked_mean, masked_whiten
+from textgym.agents.lm_policy import token_entropy
 from textgym.agents.lm_rollout import Batch
 
 
@@ -34,8 +40,14 @@ class LMPPOConfig(LMAgentConfig):
         epochs: Passes over each batch.
         minibatches: Minibatches per pass (of episodes).
         clip_coef: PPO ratio clip.
-        value_clip: Value-loss clip around the old values.
+        max_update_kl: Early stop: no more minibatch steps in this update once a minibatch's approximate KL
+            from the rollout policy (nats per token, measured before its step) passes this (None: never stop).
+        value_clip: Value-loss clip around the old values, in normalised units when value_norm is on (None: off).
         value_coef: Weight of the value loss.
+        value_norm: Learn values of returns standardised by their running mean and std (the value head's scale
+            stays near 1 whatever the rewards' scale).
+        value_through_lm: Let the value loss's gradient reach the LM's layers (off: only the value head learns
+            from it, so value regression cannot move the policy).
         whiten_advantages: Standardise advantages over the batch's tokens.
     """
 
@@ -44,9 +56,70 @@ class LMPPOConfig(LMAgentConfig):
     epochs: int = 2
     minibatches: int = 2
     clip_coef: float = 0.2
-    value_clip: float = 0.2
+    max_update_kl: float | None = 0.02
+    value_clip: float | None = None
     value_coef: float = 0.5
+    value_norm: bool = True
+    value_through_lm: bool = False
     whiten_advantages: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        checks = {
+            "0 <= gamma <= 1": 0 <= self.gamma <= 1,
+            "0 <= lam <= 1": 0 <= self.lam <= 1,
+            "epochs >= 1": self.epochs >= 1,
+            "1 <= minibatches <= num_envs": 1 <= self.minibatches <= self.num_envs,
+            "max_update_kl > 0 or None": self.max_update_kl is None or self.max_update_kl > 0,
+            "value_clip > 0 or None": self.value_clip is None or self.value_clip > 0,
+        }
+        failed = [rule for rule, ok in checks.items() if not ok]
+        if failed:
+            from textgym.error import SettingsError
+
+            raise SettingsError(f"Invalid settings: need {'; '.join(failed)}.")
+
+
+class RunningMoments:
+    """Running mean and variance of value targets (Chan et al.'s parallel update), for value normalisation."""
+
+    def __init__(self) -> None:
+        self.mean, self.var, self.count = 0.0, 1.0, 0
+
+    def update(self, values: torch.Tensor) -> None:
+        """Adds a batch of values."""
+        n = values.numel()
+        if n == 0:
+            return
+        mean, var = float(values.mean()), float(values.var(unbiased=False))
+        total = self.count + n
+        delta = mean - self.mean
+        self.var = (self.var * self.count + var * n + delta**2 * self.count * n / total) / total
+        self.mean += delta * n / total
+        self.count = total
+
+    @property
+    def std(self) -> float:
+        """The running standard deviation (at least 1e-4)."""
+        return max(self.var, 1e-8) ** 0.5
+
+    def state_dict(self) -> dict[str, float]:
+        """For checkpoints."""
+        return {"mean": self.mean, "var": self.var, "count": self.count}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        """Restores :meth:`state_dict`'s output."""
+        self.mean, self.var, self.count = state["mean"], state["var"], int(state["count"])
+
+
+def explained_variance(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
+    """``1 - Var(target - predicted) / Var(target)`` over the masked entries (nan when the target is constant)."""
+    mask = mask.bool()
+    target, predicted = target[mask].double(), predicted[mask].double()
+    variance = float(target.var(unbiased=False)) if target.numel() else 0.0
+    if variance == 0:
+        return float("nan")
+    return 1.0 - float((target - predicted).var(unbiased=False)) / variance
 
 
 def gae(
@@ -87,60 +160,108 @@ class LMPPO(LMAgent):
 
     def __init__(self, config: LMPPOConfig) -> None:
         super().__init__(config)
-        lm = [p for p in self.policy.lm.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(
-            [
-                {"params": lm, "lr": config.learning_rate},
-                {"params": self.policy.value_head.parameters(), "lr": config.value_learning_rate},
-            ]
-        )
+        self.optimizer = torch.optim.Adam(self.optimizer_groups())
+        self.value_moments = RunningMoments()
 
     def update(self, batch: Batch) -> dict[str, float]:
         """KL-penalised rewards, GAE, then clipped PPO epochs over minibatches of episodes."""
         c = self.config
         old = self.score_batch(batch)
-        rewards = kl_penalised_rewards(batch.rewards, old["kl"], self.kl_coef) * batch.valid
-        advantages, returns = gae(rewards, old["values"], batch.valid, c.gamma, c.lam)
+        valid = batch.valid
+        scale, shift = (self.value_moments.std, self.value_moments.mean) if c.value_norm else (1.0, 0.0)
+        values = (old["values"] * scale + shift) * valid  # the head predicts normalised values
+        rewards = kl_penalised_rewards(batch.rewards, old["kl"], self.kl_coef) * valid
+        advantages, returns = gae(rewards, values, valid, c.gamma, c.lam)
+        explained = explained_variance(values, returns, valid)
+        if c.value_norm:
+            self.value_moments.update(returns[valid])
+            scale, shift = self.value_moments.std, self.value_moments.mean
+        targets = (returns - shift) / scale * valid
+        old_heads = (values - shift) / scale * valid  # the old predictions in the new normalisation
         if c.whiten_advantages:
-            advantages = masked_whiten(advantages, batch.valid)
+            advantages = masked_whiten(advantages, valid)
         kl_per_episode = float(old["kl"].sum(1).mean())
-        history: dict[str, list[float]] = {"loss/policy": [], "loss/value": [], "ppo/clipfrac": [], "ppo/approx_kl": []}
+        history: dict[str, list[float]] = {
+            "loss/policy": [], "loss/value": [], "ppo/clipfrac": [], "ppo/approx_kl": [], "policy/entropy": [],
+            "grad/norm": [],
+        }  # fmt: skip
         rows = len(batch.completions)
         size = max(1, rows // c.minibatches)
+        steps, stopped = 0, False
         for _ in range(c.epochs):
             order = torch.randperm(rows, generator=self.shuffle)
             for first in range(0, rows, size):
                 index = order[first : first + size]
-                stats = self._minibatch(batch.rows(index), old, advantages, returns, index)
+                stats = self._minibatch(batch.rows(index), old["logprobs"], old_heads, advantages, targets, index)
+                if c.max_update_kl is not None and stats["ppo/approx_kl"] > c.max_update_kl:
+                    stopped = True  # this minibatch's step was not taken
+                    history["ppo/approx_kl"].append(stats["ppo/approx_kl"])
+                    break
+                steps += 1
                 for key, value in stats.items():
                     history[key].append(value)
+            if stopped:
+                break
         self.update_kl_coef(kl_per_episode)
-        out = {key: float(np.mean(values)) for key, values in history.items()}
-        out.update({"kl/per_episode": kl_per_episode, "kl/coef": self.kl_coef})
+        out = {key: float(np.mean(values)) if values else float("nan") for key, values in history.items()}
+        out.update(
+            {
+                "kl/per_episode": kl_per_episode,
+                "kl/coef": self.kl_coef,
+                "ppo/post_update_kl": self.post_update_kl(batch, old["logprobs"]),
+                "ppo/steps": float(steps),
+                "ppo/early_stop": float(stopped),
+                "value/explained_variance": explained,
+                "value/return_mean": float(masked_mean(returns, valid)),
+            }
+        )
         return out
 
-    def _minibatch(self, mb: Batch, old: dict, advantages, returns, index) -> dict[str, float]:
+    def _minibatch(self, mb: Batch, old_logprobs, old_heads, advantages, targets, index) -> dict[str, float]:
+        """One clipped PPO step on a minibatch, skipped when the KL before it already passes ``max_update_kl``."""
         c = self.config
-        ids, mask = mb.sequences
-        logits, values = self.policy(ids, mask, mb.start, mb.tokens.shape[1])
+        index = index.to(mb.tokens.device)
+        logits, heads = self.forward(mb, detach_value=not c.value_through_lm)
         new = self.logprobs(mb, logits)
         valid = mb.valid
-        adv, ret = advantages[index], returns[index]
-        old_logprobs, old_values = old["logprobs"][index], old["values"][index]
-        log_ratio = (new - old_logprobs) * valid
+        adv, target, old_head = advantages[index], targets[index], old_heads[index]
+        log_ratio = (new - old_logprobs[index]) * valid
         ratio = log_ratio.exp()
+        with torch.no_grad():
+            approx_kl = float(masked_mean((ratio - 1) - log_ratio, valid))
+            stats = {
+                "ppo/clipfrac": float(masked_mean(((ratio - 1).abs() > c.clip_coef).float(), valid)),
+                "ppo/approx_kl": approx_kl,
+                "policy/entropy": float(
+                    masked_mean(token_entropy(logits, mb.support, c.temperature, self.vocab), valid)
+                ),
+            }
+        if c.max_update_kl is not None and approx_kl > c.max_update_kl:
+            return stats
         policy_loss = masked_mean(torch.max(-adv * ratio, -adv * ratio.clamp(1 - c.clip_coef, 1 + c.clip_coef)), valid)
-        clipped = old_values + (values - old_values).clamp(-c.value_clip, c.value_clip)
-        value_loss = 0.5 * masked_mean(torch.max((values - ret) ** 2, (clipped - ret) ** 2), valid)
+        value_loss = (heads - target) ** 2
+        if c.value_clip is not None:
+            clipped = old_head + (heads - old_head).clamp(-c.value_clip, c.value_clip)
+            value_loss = torch.max(value_loss, (clipped - target) ** 2)
+        value_loss = 0.5 * masked_mean(value_loss, valid)
         loss = policy_loss + c.value_coef * value_loss
         self.optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in self.policy.parameters() if p.requires_grad], c.max_grad_norm)
+        grad_norm = self.clip_gradients()
         self.optimizer.step()
-        with torch.no_grad():
-            return {
-                "loss/policy": finite(float(policy_loss)),
-                "loss/value": finite(float(value_loss)),
-                "ppo/clipfrac": float(masked_mean(((ratio - 1).abs() > c.clip_coef).float(), valid)),
-                "ppo/approx_kl": float(masked_mean((ratio - 1) - log_ratio, valid)),
-            }
+        return {
+            **stats,
+            "loss/policy": finite(policy_loss.item()),
+            "loss/value": finite(value_loss.item()),
+            "grad/norm": grad_norm,
+        }
+
+    def state_dict(self) -> dict:
+        """The base state plus the value normalisation's running moments."""
+        return {**super().state_dict(), "value_moments": self.value_moments.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores :meth:`state_dict`'s output."""
+        super().load_state_dict(state)
+        if "value_moments" in state:
+            self.value_moments.load_state_dict(state["value_moments"])

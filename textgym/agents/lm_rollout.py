@@ -2,21 +2,26 @@
 
 All rows start together from one reset and advance in lockstep with one key/value cache; a row that ends early
 idles (the vector env runs with ``autoreset_mode="disabled"``) until every row has ended. Per-token rewards are
-the environment's step rewards, except that a critic's ``episode`` mode pays a whole episode on its last step:
-there the per-token rewards of ``info["token_rewards"]`` are credited to the tokens that earned them instead (the
-same total, each token's own share).
+the environment's step rewards, except where a dense reward wrapper reports each token's share of the episode's
+return (``info["token_rewards"]`` on the last step, in a critic's ``episode`` and ``prefix`` modes alike): there
+the shares are credited to the tokens that earned them instead (the same return, each token's own share).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from textgym.agents.lm_policy import filter_logits
+from textgym.agents.lm_policy import SharedTrunk, filter_logits
 from textgym.left_padding import positions
+from textgym.lm_compat import output_cache, with_cache
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,7 +30,9 @@ class Batch:
 
     ``context`` holds the left-padded prompts (trimmed to the longest); ``tokens`` the generated tokens, padded
     after each row's end; ``valid`` marks the real ones; ``rewards`` the per-token rewards; ``support`` the
-    sampling support of each step (None without top-k / top-p).
+    sampling support of each step (None without top-k / top-p); ``trunk`` the shared frozen layers' output at the
+    positions of :attr:`inputs` (None without a shared trunk); ``terminated`` which episodes ended at
+    end-of-sequence rather than at the length limit (``info["length_limit"]``). Tensors live on the model's device.
     """
 
     context_ids: torch.Tensor
@@ -39,6 +46,8 @@ class Batch:
     completions: list[str]
     prompts: list[str]
     infos: list[dict[str, Any]] = field(default_factory=list)
+    trunk: torch.Tensor | None = None
+    terminated: np.ndarray | None = None
 
     @property
     def sequences(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,12 +57,25 @@ class Batch:
         return ids, mask
 
     @property
+    def inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """:attr:`sequences` without the last column: its last ``length`` positions predict the generated tokens."""
+        ids, mask = self.sequences
+        return ids[:, :-1], mask[:, :-1]
+
+    @property
+    def length(self) -> int:
+        """Generated positions (the longest episode's length)."""
+        return self.tokens.shape[1]
+
+    @property
     def start(self) -> int:
         """Index of the first generated position in :attr:`sequences`."""
         return self.context_ids.shape[1]
 
     def rows(self, index: torch.Tensor) -> Batch:
         """The sub-batch of the given rows (tensors only; used for minibatches)."""
+        cpu = index.cpu().numpy()
+        index = index.to(self.tokens.device)
         return Batch(
             self.context_ids[index],
             self.context_mask[index],
@@ -61,10 +83,12 @@ class Batch:
             self.valid[index],
             self.rewards[index],
             None if self.support is None else self.support[index],
-            self.extrinsic[index.numpy()],
-            self.critic_reward[index.numpy()],
+            self.extrinsic[cpu],
+            self.critic_reward[cpu],
             [],
             [],
+            trunk=None if self.trunk is None else self.trunk[index],
+            terminated=None if self.terminated is None else self.terminated[cpu],
         )
 
 
@@ -78,12 +102,6 @@ def row_info(infos: dict[str, Any], i: int) -> dict[str, Any]:
     return out
 
 
-def episode_credit(envs: Any) -> bool:
-    """Whether the env pays critic rewards in ``episode`` mode (so ``info["token_rewards"]`` is to be credited)."""
-    rules = getattr(envs, "rules", None)
-    return rules is not None and rules.mode == "episode"
-
-
 @torch.no_grad()  # not inference_mode: the batch's tensors are used in the update's autograd graph
 def collect(
     envs: Any,
@@ -95,52 +113,61 @@ def collect(
     top_p: float = 1.0,
     credit_token_rewards: bool = True,
     options: dict[str, Any] | None = None,
+    trunk: SharedTrunk | None = None,
 ) -> Batch:
     """Runs one episode in every row of ``envs`` (reset with ``seeds``) and returns the batch.
 
     Args:
         envs: A textgym vector env with ``autoreset_mode="disabled"``.
-        model: The causal LM that samples (a policy's ``lm``), used read-only.
-        generator: The source of all sampling randomness.
+        model: The causal LM that samples (a policy's ``lm``), used read-only; the batch's tensors go to its device.
+        generator: The source of all sampling randomness (a CPU generator: tokens are drawn on the CPU, so a
+            seed gives the same draws from the same probabilities on every device).
         seeds: One reset seed per row.
         temperature: Softmax temperature of sampling.
         top_k: Keep the ``top_k`` most likely tokens (0 keeps all); the support is then recorded per step.
         top_p: Nucleus sampling threshold (1 keeps all); the support is then recorded per step.
-        credit_token_rewards: Credit ``info["token_rewards"]`` to each token in a critic's ``episode`` mode.
+        credit_token_rewards: Credit each finished episode's ``info["token_rewards"]`` (a dense reward wrapper's
+            per-token shares) to the tokens that earned them, in place of the step rewards. The shares sum to the
+            episode's return in both of the critic's modes, so the return is unchanged; in ``prefix`` mode this
+            moves each clause's reward from its boundary token onto the clause's own tokens, as ``episode`` mode
+            does. Shares that do not sum to the return are not credited (logged).
         options: Reset options (e.g. ``{"prompt_index": [...]}``, one prompt per row).
+        trunk: Record the shared frozen layers' output while sampling (``Batch.trunk``), so later passes skip them.
     """
     num = envs.num_envs
+    device = next(model.parameters()).device
     vocab = envs.single_action_space.n
     max_new = int(envs.get_attr("max_new_tokens")[0])
     obs, _ = envs.reset(seed=seeds, options=options)
     mask = torch.as_tensor(obs["attention_mask"])
     first = int(mask.any(0).long().argmax())  # drop the columns that are padding in every row
-    context_ids, context_mask = torch.as_tensor(obs["input_ids"])[:, first:], mask[:, first:]
+    context_ids = torch.as_tensor(obs["input_ids"])[:, first:].to(device)
+    context_mask = mask[:, first:].to(device)
     pad = int(envs.get_attr("pad_token_id")[0])
-    credit = credit_token_rewards and episode_credit(envs)
 
     tokens = torch.full((num, max_new), pad, dtype=torch.long)
     valid = torch.zeros((num, max_new), dtype=torch.bool)
     rewards = torch.zeros((num, max_new))
     restricted = top_k > 0 or top_p < 1
-    support = torch.zeros((num, max_new, vocab), dtype=torch.bool) if restricted else None
+    support = torch.zeros((num, max_new, vocab), dtype=torch.bool, device=device) if restricted else None
     extrinsic, critic_reward = np.zeros(num), np.zeros(num)
+    terminated = np.zeros(num, dtype=bool)
     completions, prompts, infos = [""] * num, [""] * num, [{} for _ in range(num)]
     active = np.ones(num, dtype=bool)
 
+    chunks: list[torch.Tensor] = []
+
+    def forward(**kwargs):
+        with trunk.recording(model, chunks) if trunk is not None else contextlib.nullcontext():
+            return model(use_cache=True, **kwargs)
+
     attention = context_mask.clone()
-    out = model(
-        input_ids=context_ids,
-        attention_mask=attention,
-        position_ids=positions(attention),
-        use_cache=True,
-        logits_to_keep=1,
-    )
+    out = forward(input_ids=context_ids, attention_mask=attention, position_ids=positions(attention), logits_to_keep=1)
     for t in range(max_new):
         logits = filter_logits(out.logits[:, -1, :vocab], temperature, top_k, top_p)
         if support is not None:
             support[:, t] = torch.isfinite(logits)
-        actions = torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
+        actions = torch.multinomial(logits.softmax(-1).cpu(), 1, generator=generator).squeeze(-1)
         actions[torch.as_tensor(~active)] = pad  # idle rows ignore their action
         _, step_rewards, terminations, truncations, step_infos = envs.step(actions.numpy())
         tokens[active, t] = actions[torch.as_tensor(active)]
@@ -151,31 +178,47 @@ def collect(
             infos[i], completions[i], prompts[i] = info, info["completion"], info["prompt"]
             extrinsic[i] = info["extrinsic_score"]
             critic_reward[i] = info.get("critic_reward", 0.0)
-            if credit and "token_rewards" in info:
-                share = torch.as_tensor(info["token_rewards"], dtype=torch.float32)
-                rewards[i, : len(share)] = share
+            terminated[i] = not info.get("length_limit", False)  # ended at end-of-sequence
+            if credit_token_rewards and "token_rewards" in info:
+                _credit(rewards, i, info["token_rewards"])
             active[i] = False
         if not active.any():
             break
-        attention = torch.cat([attention, torch.ones((num, 1), dtype=attention.dtype)], dim=1)
-        out = model(
-            input_ids=actions.view(-1, 1),
+        attention = torch.cat([attention, torch.ones((num, 1), dtype=attention.dtype, device=device)], dim=1)
+        out = forward(
+            input_ids=actions.view(-1, 1).to(device),
             attention_mask=attention,
             position_ids=attention.sum(-1, keepdim=True) - 1,
-            cache=out.cache,
-            use_cache=True,
+            **with_cache(model, output_cache(out)),
         )
     length = int(valid.sum(1).max())
+    trunk_states = torch.cat(chunks, dim=1)[:, : context_ids.shape[1] + length - 1] if chunks else None
     return Batch(
         context_ids,
         context_mask,
-        tokens[:, :length],
-        valid[:, :length],
-        rewards[:, :length],
+        tokens[:, :length].to(device),
+        valid[:, :length].to(device),
+        rewards[:, :length].to(device),
         None if support is None else support[:, :length],
         extrinsic,
         critic_reward,
         completions,
         prompts,
         infos,
+        trunk=trunk_states,
+        terminated=terminated,
     )
+
+
+def _credit(rewards: torch.Tensor, row: int, token_rewards: Any) -> None:
+    """Replaces row ``row``'s step rewards by its per-token shares when they sum to the same return."""
+    share = torch.as_tensor(token_rewards, dtype=torch.float32)
+    if not torch.isclose(share.sum(), rewards[row].sum(), atol=1e-4):
+        log.warning(
+            "token_rewards sum %.4f but the episode's step rewards %.4f; keeping the step rewards.",
+            float(share.sum()),
+            float(rewards[row].sum()),
+        )
+        return
+    rewards[row] = 0.0
+    rewards[row, : len(share)] = share

@@ -1,11 +1,14 @@
 """RLOO: REINFORCE with a leave-one-out baseline, a simple policy-gradient baseline for LM-PPO.
 
 After Kool et al. 2019 and Ahmadian et al. 2024.
-Each batch holds ``num_envs / samples_per_prompt`` prompts with ``samples_per_prompt`` completions each. An
-episode's return is the sum of its per-token rewards minus ``kl_coef`` times its summed KL to the reference; its
-advantage is its return minus the mean return of the *other* completions of the same prompt. One gradient step
-per batch raises the summed log-probability of each completion in proportion to its advantage. Unlike LM-PPO, the
-credit is per sequence: dense critic rewards change only the return, not which tokens get it.
+Each batch holds ``num_envs / samples_per_prompt`` prompts with ``samples_per_prompt`` completions each. Each
+token's reward is the environment's minus ``kl_coef`` times its KL estimate to the reference; an episode's return
+is their sum and its advantage is its return minus the mean return of the *other* completions of the same prompt
+(``credit="sequence"``, the published form), or, with ``credit="returns-to-go"``, each token's sum of rewards from
+it on minus that baseline, so dense rewards reach the tokens that earned them (see :mod:`textgym.agents.group`).
+One gradient step per batch raises each token's log-probability in proportion to its advantage. The policy's
+log-probabilities come from the same forward pass as the step (one pass of the layers above the shared trunk, and
+one of the reference's).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from textgym.agents.group import group_advantages, grouped_seeds
 from textgym.agents.lm_agent import LMAgent, LMAgentConfig, finite
 from textgym.agents.lm_rollout import Batch
 
@@ -24,9 +28,12 @@ class RLOOConfig(LMAgentConfig):
 
     Attributes:
         samples_per_prompt: Completions per prompt (at least 2; must divide ``num_envs``).
+        credit: sequence (each completion's return for all its tokens) or returns-to-go (each token's rewards
+            from it on; the same under sparse rewards).
     """
 
     samples_per_prompt: int = 4
+    credit: str = "sequence"
 
 
 def leave_one_out_advantages(returns: torch.Tensor, group: int) -> torch.Tensor:
@@ -48,34 +55,34 @@ class RLOO(LMAgent):
                 f"and {config.num_envs}."
             )
         super().__init__(config)
-        self.optimizer = torch.optim.Adam(
-            [p for p in self.policy.lm.parameters() if p.requires_grad], config.learning_rate
-        )
+        self.optimizer = torch.optim.Adam(self.optimizer_groups()[:1])
 
     def seeds(self, iteration: int) -> list[int]:
         """Each prompt's reset seed repeated ``samples_per_prompt`` times (same seed, same prompt)."""
-        k = self.config.samples_per_prompt
-        return [seed for seed in super().seeds(iteration)[::k] for _ in range(k)]
+        return grouped_seeds(super().seeds(iteration), self.config.samples_per_prompt)
 
     def update(self, batch: Batch) -> dict[str, float]:
         """One REINFORCE step with leave-one-out advantages."""
         c = self.config
-        old = self.score_batch(batch)
-        kl = old["kl"].sum(1)
-        returns = batch.rewards.sum(1) - self.kl_coef * kl
-        advantages = leave_one_out_advantages(returns, c.samples_per_prompt)
-        ids, mask = batch.sequences
-        logits, _ = self.policy(ids, mask, batch.start, batch.tokens.shape[1])
-        logprobs = (self.logprobs(batch, logits) * batch.valid).sum(1)
-        loss = -(advantages * logprobs).mean()
+        valid = batch.valid
+        logits, _ = self.forward(batch)
+        logprobs = self.logprobs(batch, logits) * valid
+        with torch.no_grad():
+            kl = (logprobs - self.ref_logprobs(batch)) * valid
+            rewards = (batch.rewards - self.kl_coef * kl) * valid
+            advantages = group_advantages(rewards, valid, c.samples_per_prompt, c.credit, leave_one_out=True)
+        loss = -(advantages * logprobs).sum(1).mean()
         self.optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in self.policy.parameters() if p.requires_grad], c.max_grad_norm)
+        grad_norm = self.clip_gradients()
         self.optimizer.step()
-        self.update_kl_coef(float(kl.mean()))
+        kl_per_episode = float(kl.sum(1).mean())
+        self.update_kl_coef(kl_per_episode)
         return {
             "loss/policy": finite(float(loss.detach())),
-            "rloo/advantage_std": float(advantages.std()),
-            "kl/per_episode": float(kl.mean()),
+            "rloo/advantage_std": float(advantages[:, 0].std()),
+            "kl/per_episode": kl_per_episode,
             "kl/coef": self.kl_coef,
+            "grad/norm": grad_norm,
+            "ppo/post_update_kl": self.post_update_kl(batch, logprobs.detach()),
         }

@@ -1,0 +1,75 @@
+"""Advantages over groups of completions of one prompt, shared by RLOO and GRPO.
+
+A batch holds ``num_envs / group`` prompts with ``group`` completions each, in consecutive rows. Both agents
+compare each completion with the others of its prompt instead of learning a value function:
+
+- **sequence** credit (the published algorithms): every token of completion ``i`` gets ``(R_i - b_i) / s``, where
+  ``R_i`` is the completion's return (the sum of its per-token rewards).
+- **returns-to-go** credit, for dense rewards: token ``t`` of completion ``i`` gets ``(G_{i,t} - b_i) / s``, where
+  ``G_{i,t}`` is the sum of the rewards from token ``t`` on. A token is then credited only with the rewards at
+  and after it (causality), not with those its prefix earned. With a sparse reward (all of it on the last token)
+  ``G_{i,t} = R_i`` and the two forms are identical. The baseline ``b_i`` depends on the other completions (and,
+  for GRPO, on ``R_i`` itself, as in GRPO), not on the action at ``t``; it is the same for every token of the
+  completion, so it leaves the estimate unbiased (GRPO's self-inclusion aside) but is not the lowest-variance
+  choice for late tokens, whose ``G`` is smaller than ``R`` when early tokens earned rewards. This is the
+  process-supervision form of GRPO (Shao et al. 2024, section 4.1.3) with every token a step and the group
+  statistics taken over the completions' returns.
+
+Baselines and scales: GRPO uses the group mean and divides by the group's standard deviation (Shao et al. 2024);
+RLOO uses the mean of the *other* completions and no scale (Kool et al. 2019, Ahmadian et al. 2024).
+"""
+
+from __future__ import annotations
+
+import torch
+
+CREDITS = ("sequence", "returns-to-go")
+
+
+def grouped_seeds(seeds: list[int], group: int) -> list[int]:
+    """Every ``group``-th seed repeated ``group`` times (same seed, same prompt: one group per prompt)."""
+    return [seed for seed in seeds[::group] for _ in range(group)]
+
+
+def returns_to_go(rewards: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``G_t = sum_{s >= t} r_s`` over each row's valid tokens (zero at padding)."""
+    rewards = rewards * valid
+    return rewards.flip(1).cumsum(1).flip(1) * valid
+
+
+def group_advantages(
+    rewards: torch.Tensor,
+    valid: torch.Tensor,
+    group: int,
+    credit: str = "sequence",
+    leave_one_out: bool = False,
+    scale: bool = False,
+    eps: float = 1e-4,
+) -> torch.Tensor:
+    """Per-token advantages (rows, tokens) from per-token rewards, compared within groups of ``group`` rows.
+
+    Args:
+        rewards: Per-token rewards (rows, tokens); consecutive blocks of ``group`` rows share a prompt.
+        valid: Which positions hold a generated token.
+        group: Completions per prompt (at least 2).
+        credit: ``"sequence"`` or ``"returns-to-go"`` (see the module docstring).
+        leave_one_out: Baseline from the other completions only (RLOO); else the group mean with itself (GRPO).
+        scale: Divide by the group's standard deviation of returns plus ``eps`` (GRPO).
+        eps: Added to the standard deviation.
+    """
+    if credit not in CREDITS:
+        from textgym.error import unknown_name
+
+        raise unknown_name("credit", credit, CREDITS)
+    rows = rewards.shape[0]
+    if group < 2 or rows % group:
+        raise ValueError(f"group must be at least 2 and divide the {rows} rows, got {group}.")
+    to_go = returns_to_go(rewards, valid)
+    totals = to_go[:, 0].view(-1, group)
+    if leave_one_out:
+        baseline = (totals.sum(1, keepdim=True) - totals) / (group - 1)
+    else:
+        baseline = totals.mean(1, keepdim=True).expand_as(totals)
+    spread = totals.std(1, keepdim=True).expand_as(totals) + eps if scale else torch.ones_like(totals)
+    signal = to_go if credit == "returns-to-go" else to_go[:, :1].expand_as(to_go)
+    return (signal - baseline.reshape(-1, 1)) / spread.reshape(-1, 1) * valid

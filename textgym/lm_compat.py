@@ -1,0 +1,34 @@
+"""What differs between transformers versions in the causal-LM calls textgym makes.
+
+transformers 5.19+ names the key/value cache ``cache`` (argument and output); earlier versions (4.x and 5.0-5.18)
+call it ``past_key_values``. Code that threads a cache through incremental forward passes reads and passes it
+through these two functions, so it works with either.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+
+@functools.cache
+def _cache_argument(forward: Any) -> str:
+    parameters = inspect.signature(forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def cache_argument(model: Any) -> str:
+    """The name of ``model.forward``'s key/value-cache argument: ``"cache"`` or ``"past_key_values"``."""
+    return _cache_argument(type(model).forward)
+
+
+def output_cache(output: Any) -> Any:
+    """The key/value cache a forward pass returned (``output.cache`` or ``output.past_key_values``)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else getattr(output, "past_key_values", None)
+
+
+def with_cache(model: Any, cache: Any) -> dict[str, Any]:
+    """The keyword argument that hands ``cache`` to ``model``'s forward pass."""
+    return {cache_argument(model): cache}
