@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from tests.tiny_model import save_tiny_causal_lm
-from textgym.agents.lm_agent import KLController
 from textgym.agents.lm_eval import evaluate_lm, make_eval_envs
 from textgym.agents.lm_ppo import LMPPO, LMPPOConfig
 from textgym.agents.lm_rollout import collect
@@ -49,9 +48,9 @@ def test_reference_is_scored_over_the_full_vocabulary_so_greedy_top_k_still_pays
     valid = batch.valid
     assert torch.all(scores["logprobs"][valid] == 0)  # log 1
     assert torch.all(scores["kl"][valid] > 0)
-    ids, mask = batch.inputs
+    ids, mask = (tensor[:, :-1] for tensor in batch.sequences)
     logits = agent.reference(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0))
-    full = torch.log_softmax(logits.logits[:, -batch.length :].float(), -1)
+    full = torch.log_softmax(logits.logits[:, -batch.tokens.shape[1] :].float(), -1)
     expected = full.gather(-1, batch.tokens.unsqueeze(-1)).squeeze(-1) * valid
     torch.testing.assert_close(scores["ref_logprobs"], expected, atol=1e-4, rtol=1e-4)
 
@@ -59,25 +58,25 @@ def test_reference_is_scored_over_the_full_vocabulary_so_greedy_top_k_still_pays
 def test_reference_uses_the_sampling_temperature(tiny):
     agent = LMPPO(config(tiny, temperature=0.5))
     batch = agent.rollout(agent.seeds(0))
-    ids, mask = batch.inputs
+    ids, mask = (tensor[:, :-1] for tensor in batch.sequences)
     out = agent.reference(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0))
-    expected = torch.log_softmax(out.logits[:, -batch.length :].float() / 0.5, -1)
+    expected = torch.log_softmax(out.logits[:, -batch.tokens.shape[1] :].float() / 0.5, -1)
     expected = expected.gather(-1, batch.tokens.unsqueeze(-1)).squeeze(-1) * batch.valid
-    torch.testing.assert_close(agent.ref_logprobs(batch), expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(agent.score_batch(batch)["ref_logprobs"], expected, atol=1e-4, rtol=1e-4)
 
 
-def test_the_adaptive_kl_controller_reaches_its_target_within_a_run():
+def test_the_adaptive_kl_controller_reaches_its_target_within_a_run(tiny):
     # A plant where the KL per episode falls as the coefficient grows (KL = 0.3 / coef): from coef 0.05 (KL 6)
     # towards a target of 1.5, i.e. coef 0.2. Over a 20-iteration run of 8 episodes the default horizon lets it
     # get there; the old fixed horizon of 1000 episodes moved the coefficient by at most 0.16 % an iteration.
-    def run(horizon):
-        controller = KLController(0.05, target=1.5, horizon=horizon, batch=8, iterations=20)
+    def run(**horizon):
+        agent = LMPPO(config(tiny, num_envs=8, iterations=20, kl_coef=0.05, target_kl=1.5, **horizon))
         for _ in range(20):
-            controller.update(0.3 / controller.coef)
-        return controller.coef
+            agent.update_kl_coef(0.3 / agent.kl_coef)
+        return agent.kl_coef
 
-    assert 0.3 / run(None) == pytest.approx(1.5, rel=0.1)
-    assert 0.3 / run(1000) > 5  # the old default: nowhere near
+    assert 0.3 / run() == pytest.approx(1.5, rel=0.1)
+    assert 0.3 / run(kl_horizon=1000) > 5  # the old default: nowhere near
 
 
 def test_evaluation_enumerates_the_eval_prompts_without_replacement(tiny, tmp_path):
@@ -127,7 +126,7 @@ def test_sampling_works_with_the_older_past_key_values_api(tiny):
 def test_prefix_mode_rewards_are_credited_to_the_clause_tokens_like_episode_mode(tiny):
     # Prefix mode pays each clause on its boundary token; the final info's token_rewards say which tokens earned
     # it. LM agents credit those, so prefix vs episode differ only in when the critic is called.
-    flagged = {"default_reward": 0.0, "label_rewards": {"toxic": 1.0}, "critic": "attribution"}
+    flagged = {"default_reward": 0.1, "label_rewards": {"toxic": -0.4}, "critic": "attribution"}
     runs = {}
     for mode in ("episode", "prefix"):
         agent = LMPPO(config(tiny, env_kwargs={"max_new_tokens": 8, "mode": mode, **flagged}))
