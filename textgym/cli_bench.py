@@ -55,7 +55,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cells = grid.cells()
     for cell in cells:
         if cell.dropped:
-            print(f"textgym: note: {cell.agent} ignores {list(cell.dropped)} (settings of textgym's own agents)")
+            print(f"textgym: note: {cell.agent} ignores {list(cell.dropped)} (settings of other agents)")
     if args.list:
         for cell in cells:
             print(cell.name)
@@ -144,7 +144,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help=f"reward variants applied to each env id: {', '.join(VARIANTS)} or a grid file's (default: each id "
         "as it is)",
     )
-    bench.add_argument("--agents", nargs="+", default=None, choices=AGENTS, help="agents (default lmppo)")
+    bench.add_argument(
+        "--agents", nargs="+", default=None, choices=AGENTS, help=f"agents: {', '.join(AGENTS)} (default lmppo)"
+    )
     bench.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds (default 0)")
     bench.add_argument("--iterations", nargs="+", type=int, default=None, help="budgets in iterations (default 12)")
     bench.add_argument("--model", default=None, help="policy model of every run: named, folder or hub id")

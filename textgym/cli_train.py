@@ -1,4 +1,8 @@
-"""The training commands of the ``textgym`` command line: ``textgym train`` and ``textgym compare`` (the main job)."""
+"""The training commands of the ``textgym`` command line: ``textgym train`` and ``textgym compare`` (the main job).
+
+Their agent flags are generated from the registered agents' config dataclasses (:mod:`textgym.cli_flags`): every
+config field is a flag, documented by its config's docstring, so a new agent or setting needs no change here.
+"""
 
 from __future__ import annotations
 
@@ -12,64 +16,78 @@ COMPARE_IDS = ("TextSentiment-critic-v0", "TextSentiment-sparse-v0")
 MAIN_JOB = {"iterations": 12, "num_envs": 8, "max_new_tokens": 20, "eval_episodes": 32, "eval_every": 6}
 """The main job's budget: a few minutes per environment on 2 CPU cores (see the README)."""
 
+NOT_FLAGS = ("env_id", "seed", "env_kwargs")
+"""Config fields with no generated flag: the env id is positional, the seed has its own flag(s), and env arguments
+come from the env flags and ``--set env_kwargs=...``."""
+ALIASES = {"learning_rate": ["--lr"]}
+CRITIC_ENV_FLAGS = ("mode", "critic")
+"""Env flags that only an env with a critic takes."""
 
-def agent_config(args: argparse.Namespace, env_id: str, seed: int) -> dict[str, Any]:
-    """The agent settings the command-line flags give (flags left unset keep the config class's defaults)."""
-    config: dict[str, Any] = {"env_id": env_id, "seed": seed}
+
+def agent_config(
+    args: argparse.Namespace, env_id: str, seed: int, defaults: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The settings of ``args.agent`` that the command line gives (settings not given keep the config's defaults).
+
+    Args:
+        args: The parsed command line.
+        env_id: The env id of the run.
+        seed: The seed of the run.
+        defaults: The command's own defaults (used where the agent's config has the field and no flag is given).
+
+    Raises:
+        SettingsError: A flag of another agent's config, or ``--mode`` / ``--critic`` for an env without a critic.
+    """
+    from textgym.cli_flags import given_settings
+    from textgym.training import agent_spec
+
+    takes = agent_spec(args.agent).setting_names()
+    config = {key: value for key, value in (defaults or {}).items() if key in takes}
+    config.update(given_settings(args, args.config_flags, args.agent, takes))
+    config.update({"env_id": env_id, "seed": seed})
     env_kwargs: dict[str, Any] = {}
-    for flag, key in (
-        ("iterations", "iterations"),
-        ("num_envs", "num_envs"),
-        ("learning_rate", "learning_rate"),
-        ("kl_coef", "kl_coef"),
-        ("target_kl", "target_kl"),
-        ("temperature", "temperature"),
-        ("top_k", "top_k"),
-        ("top_p", "top_p"),
-        ("freeze_layers", "freeze_layers"),
-        ("eval_episodes", "eval_episodes"),
-        ("eval_every", "eval_every"),
-        ("model", "model"),
-        ("n_steps", "n_steps"),
-    ):
-        value = getattr(args, flag, None)
-        if value is not None:
-            config[key] = value
-    if getattr(args, "self_critique", False):
-        config["self_critique"] = True
     if args.max_new_tokens is not None:
         env_kwargs["max_new_tokens"] = args.max_new_tokens
-    if getattr(args, "prompts_path", None):
+    if args.prompts_path:
         env_kwargs["prompts_path"] = args.prompts_path
-    if "-critic-" in env_id:
-        if getattr(args, "mode", None):
-            env_kwargs["mode"] = args.mode
-        if getattr(args, "critic", None):
-            env_kwargs["critic"] = args.critic
-    for item in getattr(args, "set", None) or []:
-        key, _, raw = item.partition("=")
-        try:
-            config[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            config[key] = raw
+    if has_critic(env_id):
+        env_kwargs.update({key: getattr(args, key) for key in CRITIC_ENV_FLAGS if getattr(args, key)})
+    for item in args.set or []:
+        from textgym.bench.grid import parse_assignment
+
+        key, value = parse_assignment(item)
+        config[key] = value
     config["env_kwargs"] = {**env_kwargs, **config.get("env_kwargs", {})}
     return config
+
+
+def has_critic(env_id: str) -> bool:
+    """Whether the registered id's env pays a critic's rewards (read from its spec's entry point)."""
+    import gymnasium as gym
+
+    from textgym.envs.registration import CRITIC_ENTRY_POINT
+
+    return gym.spec(env_id).entry_point == CRITIC_ENTRY_POINT
+
+
+def _check_critic_flags(args: argparse.Namespace, env_ids: list[str]) -> None:
+    from textgym.error import SettingsError
+
+    given = [f"--{key}" for key in CRITIC_ENV_FLAGS if getattr(args, key)]
+    if given and not any(has_critic(env_id) for env_id in env_ids):
+        raise SettingsError(
+            f"{' and '.join(given)} only apply to envs with a critic, but {', '.join(env_ids)} pay only the task's "
+            "sparse reward: use a Text*-critic-v0 id (`textgym list` shows them)."
+        )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Trains one agent on one environment id and prints its before/after evaluation."""
     from textgym.training import train
 
+    _check_critic_flags(args, [args.env_id])
     out = Path(args.out or f"runs/{args.agent}-{args.env_id}-seed{args.seed}")
-    config = agent_config(args, args.env_id, args.seed)
-    if args.agent.startswith("sb3-"):
-        from textgym.training_sb3 import DEFAULTS
-
-        dropped = sorted(key for key in config if key not in DEFAULTS)
-        if dropped:
-            print(f"textgym: note: {args.agent} ignores {dropped} (settings of textgym's own agents)", file=sys.stderr)
-        config = {key: value for key, value in config.items() if key in DEFAULTS}
-    summary = train(args.agent, config, out, resume=args.resume)
+    summary = train(args.agent, agent_config(args, args.env_id, args.seed), out, resume=args.resume)
     _print_table([summary])
     print(f"Wrote {out}/ (TensorBoard logs, metrics.jsonl, a checkpoint, summary.json, learning_curve.png)")
     return 0
@@ -79,12 +97,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """The main job: trains LM-PPO on each id (critic and sparse rewards by default), prints and plots both."""
     from textgym.training import plot_curves, train
 
+    _check_critic_flags(args, args.env_ids)
     out = Path(args.out)
     summaries, runs = [], {}
     for env_id in args.env_ids:
         for seed in args.seeds:
             run = out / f"{env_id}-seed{seed}"
-            summaries.append(train(args.agent, agent_config(args, env_id, seed), run, resume=args.resume))
+            config = agent_config(args, env_id, seed, MAIN_JOB)
+            summaries.append(train(args.agent, config, run, resume=args.resume))
             runs[f"{env_id} seed {seed}"] = run
     plot_curves(runs, out / "comparison.png")
     (out / "summary.json").write_text(json.dumps(summaries, indent=2))
@@ -117,42 +137,60 @@ def _print_table(summaries: list[dict[str, Any]]) -> None:
     Console(width=None if sys.stdout.isatty() else 140).print(table)
 
 
+def agents_help() -> str:
+    """The agents' one-line descriptions, for the commands' help."""
+    from textgym.training import AGENTS
+
+    width = max(len(name) for name in AGENTS)
+    lines = [f"  {spec.name:<{width}}  {spec.help}" for spec in AGENTS.values()]
+    return "agents (--agent; each takes the flags of its group below):\n" + "\n".join(lines)
+
+
 def _training_flags(parser: argparse.ArgumentParser, defaults: dict[str, Any] | None = None) -> None:
+    from textgym.cli_flags import add_config_flags
     from textgym.training import AGENTS
 
     defaults = defaults or {}
-    parser.add_argument("--agent", default="lmppo", choices=AGENTS)
-    parser.add_argument("--n-steps", type=int, default=None, help="SB3 agents: tokens per rollout")
-    parser.add_argument("--iterations", type=int, default=defaults.get("iterations"), help="rollout+update rounds")
-    parser.add_argument("--num-envs", type=int, default=defaults.get("num_envs"), help="episodes per round")
-    parser.add_argument("--max-new-tokens", type=int, default=defaults.get("max_new_tokens"))
-    parser.add_argument("--prompts-path", default=None, help="a prompt file (see textgym data prepare)")
-    parser.add_argument("--eval-episodes", type=int, default=defaults.get("eval_episodes"))
-    parser.add_argument("--eval-every", type=int, default=defaults.get("eval_every"))
-    parser.add_argument("--learning-rate", "--lr", type=float, default=None)
-    parser.add_argument("--kl-coef", type=float, default=None, help="KL penalty coefficient (start value if adaptive)")
-    parser.add_argument("--target-kl", type=float, default=None, help="adaptive KL target per episode")
-    parser.add_argument("--temperature", type=float, default=None)
-    parser.add_argument("--top-k", type=int, default=None)
-    parser.add_argument("--top-p", type=float, default=None)
-    parser.add_argument("--freeze-layers", type=int, default=None, help="lowest layers frozen and shared with ref")
-    parser.add_argument("--model", default=None, help="policy model: named, folder or hub id")
-    parser.add_argument("--mode", choices=["episode", "prefix"], default=None, help="critic reward mode")
-    parser.add_argument("--critic", default=None, help="critic spec for *-critic-v0 ids (see critic-eval)")
-    parser.add_argument("--self-critique", action="store_true", help="the critic uses the live policy model")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other agent setting (JSON value)")
+    parser.add_argument("--agent", default="lmppo", choices=AGENTS, help="the agent to train (default: lmppo)")
+    env = parser.add_argument_group("environment (arguments of the env, for every agent)")
+    limit = defaults.get("max_new_tokens") or "the task's limit"
+    env.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=defaults.get("max_new_tokens"),
+        help=f"the episode's length limit (default: {limit})",
+    )
+    env.add_argument("--prompts-path", default=None, help="a prompt file (see textgym data prepare)")
+    env.add_argument("--mode", choices=["episode", "prefix"], default=None, help="critic envs: critic reward mode")
+    env.add_argument("--critic", default=None, help="critic envs: the critic spec (see critic-eval)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="any agent setting (JSON value)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    configs = {spec.name: spec.config_class() for spec in AGENTS.values()}
+    flags = add_config_flags(parser, configs, skip=NOT_FLAGS, defaults=defaults, aliases=ALIASES)
+    parser.set_defaults(config_flags=flags)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Adds ``train`` and ``compare`` to the ``textgym`` command's sub-commands."""
-    train = commands.add_parser("train", help="train an agent on an environment id")
+    raw = argparse.RawDescriptionHelpFormatter
+    train = commands.add_parser(
+        "train",
+        help="train an agent on an environment id",
+        description="Trains an agent on an environment id into a run folder.\n\n" + agents_help(),
+        formatter_class=raw,
+    )
     train.add_argument("env_id", help="a registered textgym id, e.g. TextSentiment-critic-v0")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", default=None, help="run folder (default runs/AGENT-ENV_ID-seedSEED)")
     _training_flags(train)
     train.set_defaults(func=cmd_train)
-    compare = commands.add_parser("compare", help="the main job: LM-PPO on critic vs sparse rewards, table and plot")
+    compare = commands.add_parser(
+        "compare",
+        help="the main job: LM-PPO on critic vs sparse rewards, table and plot",
+        description="The main job: trains an agent (LM-PPO by default) on each env id, then prints and plots the "
+        "before/after evaluations.\n\n" + agents_help(),
+        formatter_class=raw,
+    )
     compare.add_argument("env_ids", nargs="*", default=list(COMPARE_IDS))
     compare.add_argument("--seeds", type=int, nargs="+", default=[0])
     compare.add_argument("--out", default="runs/compare")

@@ -14,12 +14,11 @@ import functools
 import importlib.util
 import os
 import shutil
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from textgym.error import MissingPackageError, ModelLoadError, unknown_name
+from textgym.files import atomic_write, atomic_write_folder
 
 DEFAULT_POLICY_MODEL = "smollm2-135m-instruct"
 """The default policy model and tokenizer of every environment."""
@@ -126,22 +125,9 @@ def _gguf_file(name: str) -> Path:
 
         target = cache_dir() / "gguf" / gemma.MODEL_NAME
         if not target.exists():
-            _write_atomically(target, lambda tmp: gemma.assemble(tmp / gemma.MODEL_NAME))
+            atomic_write(target, gemma.assemble)
         return target
     raise ModelLoadError(f"The named model {name!r} is not a causal language model.")
-
-
-def _write_atomically(target: Path, write: Callable[[Path], object]) -> None:
-    """Runs ``write(tmp_dir)`` and moves what it wrote to ``target``, so a crash never leaves half a file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
-        write(Path(tmp))
-        source = Path(tmp) / target.name
-        try:
-            os.rename(source, target)
-        except OSError:
-            if not target.exists():  # Another process may have won the race; anything else is an error.
-                raise
 
 
 def _cached_fp32_dir(name: str, part: str) -> Path:
@@ -153,8 +139,7 @@ def _cached_fp32_dir(name: str, part: str) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    def write(tmp: Path) -> None:
-        out = tmp / part
+    def write(out: Path) -> None:
         if part == "tokenizer":
             AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out)
             return
@@ -166,7 +151,7 @@ def _cached_fp32_dir(name: str, part: str) -> Path:
         plain.load_state_dict(loaded.state_dict())
         plain.save_pretrained(out)
 
-    _write_atomically(target, write)
+    atomic_write_folder(target, write)
     return target
 
 
@@ -236,17 +221,37 @@ def _load_tokenizer(name_or_path: str):
     return tokenizer
 
 
-def load_causal_lm(name_or_path: str = DEFAULT_POLICY_MODEL):
-    """Loads a causal language model once per process, in fp32 and eval mode. It is shared: copy before training.
+def load_causal_lm(name_or_path: str = DEFAULT_POLICY_MODEL, device: str = "cpu", dtype: str = "float32"):
+    """Loads a causal language model once per process (per device and dtype), in eval mode.
+
+    The model is shared: copy it before training.
 
     Args:
         name_or_path: A named causal LM, a local folder or a model hub id.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (see :mod:`textgym.devices`).
+        dtype: ``"float32"`` or ``"bfloat16"``.
 
     Raises:
         UnknownNameError: An unknown bare name.
         ModelLoadError: The id or path could not be loaded.
+        SettingsError: A device that this machine does not have.
     """
-    return _load_causal_lm(name_or_path)
+    from textgym.devices import resolve_device, resolve_dtype
+
+    return _placed_causal_lm(name_or_path, str(resolve_device(device)), str(resolve_dtype(dtype)))
+
+
+@functools.cache
+def _placed_causal_lm(name_or_path: str, device: str, dtype: str):
+    import torch
+
+    model = _load_causal_lm(name_or_path)
+    if device == "cpu" and dtype == str(torch.float32):
+        return model
+    import copy
+
+    placed = copy.deepcopy(model).to(device=torch.device(device), dtype=getattr(torch, dtype.split(".")[-1]))
+    return placed.eval()  # a copy: the fp32 CPU model stays as it is for the env's scorers
 
 
 @functools.cache

@@ -101,3 +101,21 @@ def test_credit_leaves_prefix_mode_alone(tiny):
 def test_policy_rejects_an_env_that_is_not_textgym():
     with pytest.raises(ValueError, match="textgym env"):
         PPO(TextGymLMPolicy, gym.make("CartPole-v1"))
+
+
+def test_policy_dtype_bfloat16_gives_bfloat16_lm_weights_and_trains(tiny):
+    model = PPO(
+        TextGymLMPolicy, make(tiny), n_steps=4, batch_size=4, n_epochs=1, learning_rate=1e-3, seed=0,
+        policy_kwargs={"model": tiny, "freeze_layers": 1, "dtype": "bfloat16"},
+    )  # fmt: skip
+    lm = model.policy.net.lm
+    assert {p.dtype for p in lm.parameters()} == {torch.bfloat16}
+    assert model.policy.net.value_head.weight.dtype == torch.float32  # the value head stays float32
+    trained = lm.model.layers[1].mlp.up_proj.weight
+    before = trained.detach().clone()
+    model.learn(4)
+    assert not torch.equal(before, trained)
+    from textgym.models import load_causal_lm
+
+    assert {p.dtype for p in load_causal_lm(tiny).parameters()} == {torch.float32}  # the shared model is untouched
+    assert model.policy._get_constructor_parameters()["dtype"] == "bfloat16"  # a saved model reloads in bfloat16

@@ -21,6 +21,7 @@ are dense already and nothing is needed.
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -32,6 +33,7 @@ from stable_baselines3.common.distributions import CategoricalDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from textgym.agents.lm_policy import LMPolicy, resolve_frozen_layers
+from textgym.devices import resolve_dtype
 from textgym.left_padding import positions
 from textgym.models import DEFAULT_POLICY_MODEL, load_causal_lm
 
@@ -47,6 +49,7 @@ class TextGymLMPolicy(ActorCriticPolicy):
         lr_schedule: SB3's learning-rate schedule.
         model: The LM: a named model, folder or hub id (the env's tokenizer must match it).
         freeze_layers: Embeddings and this many lowest layers are frozen (None: 60 % of them).
+        dtype: The LM's weights, ``"float32"`` or ``"bfloat16"`` (the value head stays float32).
         **kwargs: Other ActorCriticPolicy arguments (``optimizer_class``, ``optimizer_kwargs``).
     """
 
@@ -57,20 +60,29 @@ class TextGymLMPolicy(ActorCriticPolicy):
         lr_schedule,
         model: str = DEFAULT_POLICY_MODEL,
         freeze_layers: int | None = None,
+        dtype: str = "float32",
         **kwargs: Any,
     ) -> None:
         keys = set(observation_space.spaces) if isinstance(observation_space, spaces.Dict) else set()
         if not isinstance(action_space, spaces.Discrete) or keys != {"input_ids", "attention_mask"}:
             raise ValueError("TextGymLMPolicy needs a textgym env: Dict(input_ids, attention_mask) -> Discrete.")
-        self.model_name, self.freeze_layers = model, freeze_layers
+        self.model_name, self.freeze_layers, self.dtype = model, freeze_layers, dtype
         kwargs.pop("net_arch", None)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), "model": self.model_name, "freeze_layers": self.freeze_layers}
+        return {
+            **super()._get_constructor_parameters(),
+            "model": self.model_name,
+            "freeze_layers": self.freeze_layers,
+            "dtype": self.dtype,
+        }
 
     def _build(self, lr_schedule) -> None:
         reference = load_causal_lm(self.model_name)
+        dtype = resolve_dtype(self.dtype)
+        if dtype != torch.float32:  # a copy: the frozen layers are shared, and the loaded model is the process's
+            reference = copy.deepcopy(reference).to(dtype)
         self.net = LMPolicy(reference, resolve_frozen_layers(reference, self.freeze_layers))
         self.action_dist = CategoricalDistribution(int(self.action_space.n))
         trainable = [p for p in self.parameters() if p.requires_grad]

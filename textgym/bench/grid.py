@@ -21,7 +21,10 @@ variant is the reward kind of its env id (``sparse`` or ``critic``).
 Each cell gets a run name, ``FAMILY.VARIANT.AGENT.itN.seedS`` (e.g. ``TextDetox-v0.sparse.lmppo.it12.seed0``),
 and the config dict that :func:`textgym.training.train` takes. Settings merge in this order, later winning: the
 shared ``settings``, the agent's ``agent_settings``, the variant's overrides, then the cell's ``env_id``,
-``seed`` and ``iterations``; ``env_kwargs`` dicts are merged key by key.
+``seed`` and ``iterations``; ``env_kwargs`` dicts are merged key by key. Agents and their settings come from the
+registry (:data:`textgym.training.AGENTS`): a shared setting that the cell's agent lacks but another agent has
+(``kl_coef`` for ``sb3-ppo``) is left out of that cell and listed in its ``dropped``; one that no agent has stays,
+and the run reports it as an unknown setting.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ class Cell:
         seed: The run's seed.
         iterations: The run's budget, in training iterations.
         config: The settings passed to :func:`textgym.training.train`.
-        dropped: Shared settings an SB3 agent does not take and that were left out of its config.
+        dropped: Shared settings that this agent's config lacks but another agent's has, left out of its config.
     """
 
     name: str
@@ -203,13 +206,12 @@ class Grid:
         env_id = overrides.pop("env_id", env_id)
         env_id = with_reward(env_id, reward) if reward else env_id
         family, kind = split_env_id(env_id)
-        dropped: list[str] = []
-        shared = copy.deepcopy(self.settings)
-        if agent.startswith("sb3-"):
-            from textgym.training_sb3 import DEFAULTS
+        from textgym.training import AGENTS
 
-            dropped = sorted(key for key in shared if key not in DEFAULTS)
-            shared = {key: value for key, value in shared.items() if key in DEFAULTS}
+        takes = AGENTS[agent].setting_names()
+        elsewhere = set().union(*(spec.setting_names() for spec in AGENTS.values()))
+        dropped = sorted(key for key in self.settings if key not in takes and key in elsewhere)
+        shared = {key: copy.deepcopy(value) for key, value in self.settings.items() if key not in dropped}
         config = merge(merge(shared, self.agent_settings.get(agent, {})), overrides)
         config.update({"env_id": env_id, "seed": seed, "iterations": iterations})
         variant = variant or kind or "default"

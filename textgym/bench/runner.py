@@ -31,6 +31,7 @@ from typing import Any
 
 from textgym.bench.grid import Cell
 from textgym.error import MissingPackageError, SettingsError, unknown_name
+from textgym.training.run_folder import RunFolder
 
 BACKENDS = ("local", "ray")
 STATUSES = ("done", "resumed", "skipped", "failed")
@@ -65,7 +66,7 @@ def run_cell(cell: Cell, out: str, threads: int | None = None) -> dict[str, Any]
     try:
         if finished(cell, run):
             return result("skipped")
-        resume = (run / "checkpoint.pt").exists() or (run / "checkpoint.zip").exists()
+        resume = RunFolder(run).has_checkpoint()
         run.mkdir(parents=True, exist_ok=True)
         (run / "cell.json").write_text(json.dumps(cell.to_dict(), indent=2))
         if threads:
@@ -87,9 +88,8 @@ def run_cell(cell: Cell, out: str, threads: int | None = None) -> dict[str, Any]
 
 def finished(cell: Cell, run: Path) -> bool:
     """Whether ``run`` already holds this cell's finished run; raises if it holds a run with other settings."""
-    saved = run / "cell.json"
-    kept = [run / name for name in ("summary.json", "checkpoint.pt", "checkpoint.zip")]
-    if saved.exists() and any(path.exists() for path in kept):  # a run that never got going may be replaced
+    saved, folder = run / "cell.json", RunFolder(run)
+    if saved.exists() and (folder.summary.exists() or folder.has_checkpoint()):  # one that never got going is replaced
         config = json.loads(saved.read_text())["config"]
         if config != json.loads(json.dumps(cell.config)):
             changed = sorted(k for k in {*config, *cell.config} if config.get(k) != cell.config.get(k))
@@ -97,7 +97,7 @@ def finished(cell: Cell, run: Path) -> bool:
                 f"{run} holds a run of {cell.name} with other settings (changed: {changed}); pass another --out "
                 "or delete that folder."
             )
-    return (run / "summary.json").exists()
+    return folder.summary.exists()
 
 
 def run_grid(

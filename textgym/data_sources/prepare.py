@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from textgym.data_sources.imdb import load_imdb_prompts
 from textgym.data_sources.rtp import load_rtp_prompts
 from textgym.data_sources.tldr import load_tldr
 from textgym.error import DataError, unknown_name
+from textgym.files import atomic_write
 from textgym.tasks.base import SPLITS, PromptItem
 
 # -- writing and preparing ----------------------------------------------------------------------------------------
@@ -63,12 +63,8 @@ def export_prompts(items: Sequence[PromptItem] | Mapping[str, Sequence[PromptIte
         rows += [{**prompt_row(item), **({"split": split} if split else {})} for item in group]
     if len({"text" in row for row in rows}) > 1:
         raise DataError("Cannot write items with and without references to one file: a task needs one kind.")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    os.replace(temporary, path)
+    lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in rows]
+    atomic_write(path, lambda temporary: temporary.write_text("".join(lines), encoding="utf-8"))
     return len(rows)
 
 

@@ -9,8 +9,6 @@ toxicity probability; summaries ROUGE; fluency (perplexity under a separate LM) 
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -29,20 +27,21 @@ DEFAULT_FLUENCY_MODEL = "gemma3-270m"
 
 def load_policy(policy: str) -> tuple[torch.nn.Module, str]:
     """The causal LM of a model name / folder / hub id or of a training run folder, and its base model name."""
-    run = Path(policy)
-    if (run / "config.json").exists() and ((run / "checkpoint.pt").exists() or (run / "checkpoint.zip").exists()):
-        config = json.loads((run / "config.json").read_text())
-        if (run / "checkpoint.pt").exists():
+    from textgym.training import RunFolder, agent_spec
+
+    run = RunFolder(policy)
+    if run.config.exists() and run.has_checkpoint():
+        config = run.read_config()
+        spec = agent_spec(config["agent"])
+        checkpoint = RunFolder(policy, spec.loop).checkpoint
+        if spec.loop == "lm":
             from textgym.agents.lm_policy import build_policy
 
             net, _ = build_policy(config["model"], config.get("freeze_layers"))
-            state = torch.load(run / "checkpoint.pt", weights_only=False)
+            state = torch.load(checkpoint, weights_only=False)
             net.load_state_dict(state["policy"], strict=False)
         else:
-            from stable_baselines3 import A2C, PPO
-
-            algorithm = PPO if config["agent"] == "sb3-ppo" else A2C
-            net = algorithm.load(run / "checkpoint.zip", device="cpu").policy.net
+            net = spec.agent_class().load(checkpoint, device="cpu").policy.net
         return net.lm.eval(), config["model"]
     return load_causal_lm(policy), policy
 
