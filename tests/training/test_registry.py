@@ -32,7 +32,7 @@ TOY = AgentSpec(
 
 
 def test_every_entry_loads_its_config_and_agent_and_names_a_loop():
-    assert list(AGENTS)[:4] == ["lmppo", "rloo", "sb3-ppo", "sb3-a2c"]
+    assert list(AGENTS) == ["lmppo", "rloo", "grpo", "sb3-ppo", "sb3-a2c"]
     for spec in AGENTS.values():
         assert spec.loop in LOOPS and spec.help
         assert spec.setting_names() == {f.name for f in fields(spec.config_class())}

@@ -14,14 +14,14 @@ One iteration:
    estimated with the unbiased, non-negative ``k3`` estimator ``ref/pi - log(ref/pi) - 1`` (in the loss, not in the
    reward, as in GRPO), averaged over all the batch's tokens. With one epoch of one minibatch (the default, and
    TRL's) the step is on-policy: the old log-probabilities are the same forward pass's, detached, so a batch costs
-   one pass of the policy's upper layers and one of the reference's.
+   one pass of the policy's upper layers and one of the reference's (and one more to measure the KL after the
+   update, which :class:`~textgym.agents.lm_agent.StepGuard` keeps within ``max_update_kl``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from textgym.agents.group import CREDITS, group_advantages, grouped_seeds
@@ -42,8 +42,6 @@ class GRPOConfig(LMAgentConfig):
         epochs: Passes over each batch.
         minibatches: Minibatches per pass (of episodes; whole groups are not required).
         clip_coef: Ratio clip of the surrogate.
-        max_update_kl: Early stop: no more minibatch steps once a minibatch's approximate KL from the rollout
-            policy (nats per token, before its step) passes this (None: never stop).
     """
 
     samples_per_prompt: int = 4
@@ -52,7 +50,6 @@ class GRPOConfig(LMAgentConfig):
     epochs: int = 1
     minibatches: int = 1
     clip_coef: float = 0.2
-    max_update_kl: float | None = 0.02
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -62,7 +59,6 @@ class GRPOConfig(LMAgentConfig):
             f"credit in {CREDITS}": self.credit in CREDITS,
             "epochs >= 1": self.epochs >= 1,
             "1 <= minibatches <= num_envs": 1 <= self.minibatches <= self.num_envs,
-            "max_update_kl > 0 or None": self.max_update_kl is None or self.max_update_kl > 0,
         }
         failed = [rule for rule, ok in checks.items() if not ok]
         if failed:
@@ -100,76 +96,37 @@ class GRPO(LMAgent):
             batch.rewards, valid, c.samples_per_prompt, c.credit, leave_one_out=False, scale=c.scale_rewards
         )
         old = None if on_policy else self.score_batch(batch)["logprobs"]
-        history: dict[str, list[float]] = {
-            "loss/policy": [], "grpo/kl_loss": [], "ppo/clipfrac": [], "ppo/approx_kl": [], "policy/entropy": [],
-            "grad/norm": [],
-        }  # fmt: skip
-        rows = len(batch.completions)
-        size = max(1, rows // c.minibatches)
-        steps, stopped, first_logprobs = 0, False, None
-        for _ in range(c.epochs):
-            order = torch.arange(rows) if on_policy else torch.randperm(rows, generator=self.shuffle)
-            for first in range(0, rows, size):
-                index = order[first : first + size]
-                stats, logprobs = self._minibatch(batch.rows(index), old, ref, advantages, index)
-                if first_logprobs is None and on_policy:
-                    first_logprobs = logprobs
-                if c.max_update_kl is not None and stats["ppo/approx_kl"] > c.max_update_kl:
-                    stopped = True
-                    history["ppo/approx_kl"].append(stats["ppo/approx_kl"])
-                    break
-                steps += 1
-                for key, value in stats.items():
-                    history[key].append(value)
-            if stopped:
-                break
-        behaviour = first_logprobs if on_policy else old
-        kl_per_episode = float(((behaviour - ref) * valid).sum(1).mean())
+
+        def loss_of(mb: Batch, index: torch.Tensor):
+            logits, _ = self.forward(mb)
+            new = self.logprobs(mb, logits)
+            valid = mb.valid
+            behaviour = new.detach() if old is None else old[index]
+            log_ratio = (new - behaviour) * valid
+            ratio = log_ratio.exp()
+            adv = advantages[index]
+            surrogate = torch.min(ratio * adv, ratio.clamp(1 - c.clip_coef, 1 + c.clip_coef) * adv)
+            policy_loss = -masked_mean(surrogate, valid)
+            kl_loss = masked_mean(k3_kl(new, ref[index]) * valid, valid)
+            with torch.no_grad():
+                entropy = masked_mean(token_entropy(logits, mb.support, c.temperature, self.vocab), valid)
+                stats = {
+                    "loss/policy": finite(policy_loss.item()),
+                    "grpo/kl_loss": kl_loss.item(),
+                    "ppo/clipfrac": float(masked_mean(((ratio - 1).abs() > c.clip_coef).float(), valid)),
+                    "ppo/approx_kl": float(masked_mean((ratio - 1) - log_ratio, valid)),
+                    "policy/entropy": float(entropy),
+                }
+            return policy_loss + self.kl_coef * kl_loss, new, stats
+
+        out = self.minibatch_steps(batch, old, loss_of, c.epochs, c.minibatches, shuffle=not on_policy)
+        kl_per_episode = float(((self.behaviour_logprobs - ref) * valid).sum(1).mean())
         self.update_kl_coef(kl_per_episode)
-        out = {key: float(np.mean(values)) if values else float("nan") for key, values in history.items()}
         out.update(
             {
                 "kl/per_episode": kl_per_episode,
                 "kl/coef": self.kl_coef,
                 "grpo/advantage_std": float(advantages[valid].std()),
-                "ppo/post_update_kl": self.post_update_kl(batch, behaviour),
-                "ppo/steps": float(steps),
-                "ppo/early_stop": float(stopped),
             }
         )
         return out
-
-    def _minibatch(self, mb: Batch, old, ref, advantages, index) -> tuple[dict[str, float], torch.Tensor]:
-        c = self.config
-        index = index.to(mb.tokens.device)
-        logits, _ = self.forward(mb)
-        new = self.logprobs(mb, logits)
-        valid = mb.valid
-        behaviour = new.detach() if old is None else old[index]
-        log_ratio = (new - behaviour) * valid
-        ratio = log_ratio.exp()
-        adv = advantages[index]
-        with torch.no_grad():
-            approx_kl = float(masked_mean((ratio - 1) - log_ratio, valid))
-            stats = {
-                "ppo/clipfrac": float(masked_mean(((ratio - 1).abs() > c.clip_coef).float(), valid)),
-                "ppo/approx_kl": approx_kl,
-                "policy/entropy": float(
-                    masked_mean(token_entropy(logits, mb.support, c.temperature, self.vocab), valid)
-                ),
-            }
-        if c.max_update_kl is not None and approx_kl > c.max_update_kl:
-            return stats, behaviour * valid
-        surrogate = torch.min(ratio * adv, ratio.clamp(1 - c.clip_coef, 1 + c.clip_coef) * adv)
-        kl = k3_kl(new, ref[index]) * valid
-        policy_loss = -masked_mean(surrogate, valid)
-        kl_loss = masked_mean(kl, valid)
-        loss = policy_loss + self.kl_coef * kl_loss
-        self.optimizer.zero_grad()
-        loss.backward()
-        grad_norm = self.clip_gradients()
-        self.optimizer.step()
-        stats.update(
-            {"loss/policy": finite(policy_loss.item()), "grpo/kl_loss": kl_loss.item(), "grad/norm": grad_norm}
-        )
-        return stats, behaviour * valid

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -47,6 +48,8 @@ class LMAgentConfig:
         freeze_layers: Embeddings and this many lowest layers are frozen and shared with the reference (None:
             60 % of the layers, rounded down; 0 trains everything).
         max_grad_norm: Gradient clipping.
+        max_update_kl: Trust region of each update: the approximate KL per token from the rollout policy to the
+            updated one never ends an update above this; steps are undone when it would (None: no bound).
         self_critique: The critic judges with the live policy model (one LM in both roles).
         eval_episodes: Episodes of each evaluation on the eval split (0: no evaluation).
         eval_every: Evaluate every this many iterations (and before the first and after the last).
@@ -60,7 +63,7 @@ class LMAgentConfig:
     dtype: str = "float32"
     num_envs: int = 8
     iterations: int = 20
-    learning_rate: float = 1e-5
+    learning_rate: float = 3e-5
     warmup_iterations: int = 2
     value_learning_rate: float = 1e-3
     kl_coef: float = 0.05
@@ -71,6 +74,7 @@ class LMAgentConfig:
     top_p: float = 1.0
     freeze_layers: int | None = None
     max_grad_norm: float = 1.0
+    max_update_kl: float | None = 0.03
     self_critique: bool = False
     eval_episodes: int = 16
     eval_every: int = 5
@@ -84,6 +88,7 @@ class LMAgentConfig:
             "kl_coef >= 0": self.kl_coef >= 0,
             "target_kl > 0 or None": self.target_kl is None or self.target_kl > 0,
             "kl_horizon >= 1 or None": self.kl_horizon is None or self.kl_horizon >= 1,
+            "max_update_kl > 0 or None": self.max_update_kl is None or self.max_update_kl > 0,
             "temperature > 0 (greedy decoding has no probabilities to train)": self.temperature > 0,
             "top_k >= 0": self.top_k >= 0,
             "0 < top_p <= 1": 0 < self.top_p <= 1,
@@ -121,6 +126,64 @@ class KLController:
             error = float(np.clip(kl_per_episode / self.target - 1, -0.2, 0.2))
             self.coef *= 1 + error * self.batch / self.horizon
         return self.coef
+
+
+class StepGuard:
+    """Keeps each update within ``bound`` nats per token (approximate KL) of the rollout policy, by undoing steps.
+
+    Steps are taken while the KL measured before each minibatch's step (from that minibatch's own forward pass,
+    which the step needs anyway) stays within the bound; when one passes it, the last step is undone and the update
+    stops. After the update the KL over the whole batch is measured: if it passes the bound the last step is
+    undone, and if it still does, the whole update. So no update ends outside the bound, however large the
+    learning rate; a run whose steps are often undone (``ppo/undone_steps``) has too large a learning rate. Adam's
+    moment estimates keep the undone steps' gradients. Costs: a copy of the trainable weights before each step.
+    """
+
+    def __init__(self, agent: LMAgent, bound: float | None) -> None:
+        self.agent, self.bound = agent, bound
+        self.params = [p for p in agent.policy.parameters() if p.requires_grad]
+        self.start = self._copy() if bound is not None else None
+        self.before_last: list[torch.Tensor] | None = None
+        self.steps = self.undone = 0
+
+    def _copy(self) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in self.params]
+
+    @torch.no_grad()
+    def _restore(self, copy: list[torch.Tensor]) -> None:
+        for parameter, saved in zip(self.params, copy, strict=True):
+            parameter.copy_(saved)
+
+    def exceeded(self, kl: float) -> bool:
+        """Whether ``kl`` passes the bound."""
+        return self.bound is not None and kl > self.bound
+
+    def before_step(self) -> None:
+        """Call just before each optimizer step."""
+        if self.bound is not None:
+            self.before_last = self.start if self.steps == 0 else self._copy()
+        self.steps += 1
+
+    def undo_last(self) -> None:
+        """Restores the weights from before the last step."""
+        if self.before_last is not None and self.steps:
+            self._restore(self.before_last)
+            self.before_last = None
+            self.steps -= 1
+            self.undone += 1
+
+    def finish(self, batch: Batch, old_logprobs: torch.Tensor) -> float:
+        """The KL over the whole batch after the update, within the bound (undoing steps where needed)."""
+        kl = self.agent.post_update_kl(batch, old_logprobs)
+        if self.exceeded(kl) and self.before_last is not None:
+            self.undo_last()
+            kl = self.agent.post_update_kl(batch, old_logprobs)
+        if self.exceeded(kl):
+            self._restore(self.start)
+            self.undone += self.steps
+            self.steps = 0
+            kl = self.agent.post_update_kl(batch, old_logprobs)
+        return kl
 
 
 class LMAgent:
@@ -243,6 +306,66 @@ class LMAgent:
         logits, _ = self.forward(batch)
         log_ratio = (self.logprobs(batch, logits) - old_logprobs) * batch.valid
         return float(masked_mean(log_ratio.exp() - 1 - log_ratio, batch.valid))
+
+    def minibatch_steps(
+        self,
+        batch: Batch,
+        old_logprobs: torch.Tensor | None,
+        loss_of: Callable[[Batch, torch.Tensor], tuple[torch.Tensor, torch.Tensor, dict[str, float]]],
+        epochs: int,
+        minibatches: int,
+        shuffle: bool = True,
+    ) -> dict[str, float]:
+        """``epochs`` passes of optimizer steps over ``minibatches`` minibatches of episodes, within the trust region.
+
+        Args:
+            batch: The batch.
+            old_logprobs: The rollout policy's log-probabilities (None: those of the first pass's forward, for
+                an on-policy single pass).
+            loss_of: ``(minibatch, row index) -> (loss, logprobs, stats)``; ``stats`` must hold ``ppo/approx_kl``,
+                the minibatch's KL from the rollout policy before the step.
+            epochs: Passes.
+            minibatches: Minibatches a pass.
+            shuffle: Shuffle the rows each pass.
+        """
+        guard = StepGuard(self, self.config.max_update_kl)
+        rows = len(batch.completions)
+        size = max(1, rows // minibatches)
+        behaviour = old_logprobs if old_logprobs is not None else torch.zeros_like(batch.rewards)
+        history: dict[str, list[float]] = {}
+        stopped = False
+        for epoch in range(epochs):
+            order = torch.randperm(rows, generator=self.shuffle) if shuffle else torch.arange(rows)
+            for first in range(0, rows, size):
+                index = order[first : first + size]
+                loss, logprobs, stats = loss_of(batch.rows(index), index.to(batch.tokens.device))
+                if old_logprobs is None and epoch == 0:
+                    behaviour[index.to(behaviour.device)] = logprobs.detach() * batch.valid[index.to(behaviour.device)]
+                if guard.exceeded(stats["ppo/approx_kl"]):
+                    guard.undo_last()
+                    history.setdefault("ppo/approx_kl", []).append(stats["ppo/approx_kl"])
+                    stopped = True
+                    break
+                guard.before_step()
+                self.optimizer.zero_grad()
+                loss.backward()
+                stats["grad/norm"] = self.clip_gradients()
+                self.optimizer.step()
+                for key, value in stats.items():
+                    history.setdefault(key, []).append(value)
+            if stopped:
+                break
+        out = {key: float(np.mean(values)) for key, values in history.items()}
+        out.update(
+            {
+                "ppo/post_update_kl": guard.finish(batch, behaviour),
+                "ppo/steps": float(guard.steps),
+                "ppo/undone_steps": float(guard.undone),
+                "ppo/early_stop": float(stopped),
+            }
+        )
+        self.behaviour_logprobs = behaviour
+        return out
 
     def update_kl_coef(self, kl_per_episode: float) -> None:
         """Adaptive KL controller (see :class:`KLController`)."""

@@ -13,16 +13,16 @@ One iteration (the RLHF form of PPO, as in Ziegler et al. 2019 and the RELC pape
    ``value_norm`` the value head predicts returns standardised by their running moments.
 4. **Update**: ``epochs`` passes over shuffled minibatches of episodes (learning rate warmed up over the first
    iterations); clipped policy loss on whitened advantages, value loss (optionally clipped), gradient clipping.
-   The passes stop early once a minibatch's approximate KL from the rollout policy passes ``max_update_kl``; the
-   KL after the whole update is measured and logged (``ppo/post_update_kl``) with the entropy, the gradient norm,
-   the value's explained variance and the share of episodes that ended at end-of-sequence.
+   The update stays within ``max_update_kl`` of the rollout policy (steps that would pass it are undone, see
+   :class:`~textgym.agents.lm_agent.StepGuard`); the KL after the whole update is logged
+   (``ppo/post_update_kl``) with the entropy, the gradient norm, the value's explained variance and the share of
+   episodes that ended at end-of-sequence.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from textgym.agents.lm_agent import LMAgent, LMAgentConfig, finite, masked_mean, masked_whiten
@@ -40,8 +40,6 @@ class LMPPOConfig(LMAgentConfig):
         epochs: Passes over each batch.
         minibatches: Minibatches per pass (of episodes).
         clip_coef: PPO ratio clip.
-        max_update_kl: Early stop: no more minibatch steps in this update once a minibatch's approximate KL
-            from the rollout policy (nats per token, measured before its step) passes this (None: never stop).
         value_clip: Value-loss clip around the old values, in normalised units when value_norm is on (None: off).
         value_coef: Weight of the value loss.
         value_norm: Learn values of returns standardised by their running mean and std (the value head's scale
@@ -56,7 +54,6 @@ class LMPPOConfig(LMAgentConfig):
     epochs: int = 2
     minibatches: int = 2
     clip_coef: float = 0.2
-    max_update_kl: float | None = 0.02
     value_clip: float | None = None
     value_coef: float = 0.5
     value_norm: bool = True
@@ -70,7 +67,6 @@ class LMPPOConfig(LMAgentConfig):
             "0 <= lam <= 1": 0 <= self.lam <= 1,
             "epochs >= 1": self.epochs >= 1,
             "1 <= minibatches <= num_envs": 1 <= self.minibatches <= self.num_envs,
-            "max_update_kl > 0 or None": self.max_update_kl is None or self.max_update_kl > 0,
             "value_clip > 0 or None": self.value_clip is None or self.value_clip > 0,
         }
         failed = [rule for rule, ok in checks.items() if not ok]
@@ -181,80 +177,43 @@ class LMPPO(LMAgent):
         if c.whiten_advantages:
             advantages = masked_whiten(advantages, valid)
         kl_per_episode = float(old["kl"].sum(1).mean())
-        history: dict[str, list[float]] = {
-            "loss/policy": [], "loss/value": [], "ppo/clipfrac": [], "ppo/approx_kl": [], "policy/entropy": [],
-            "grad/norm": [],
-        }  # fmt: skip
-        rows = len(batch.completions)
-        size = max(1, rows // c.minibatches)
-        steps, stopped = 0, False
-        for _ in range(c.epochs):
-            order = torch.randperm(rows, generator=self.shuffle)
-            for first in range(0, rows, size):
-                index = order[first : first + size]
-                stats = self._minibatch(batch.rows(index), old["logprobs"], old_heads, advantages, targets, index)
-                if c.max_update_kl is not None and stats["ppo/approx_kl"] > c.max_update_kl:
-                    stopped = True  # this minibatch's step was not taken
-                    history["ppo/approx_kl"].append(stats["ppo/approx_kl"])
-                    break
-                steps += 1
-                for key, value in stats.items():
-                    history[key].append(value)
-            if stopped:
-                break
+
+        def loss_of(mb: Batch, index: torch.Tensor):
+            logits, heads = self.forward(mb, detach_value=not c.value_through_lm)
+            new = self.logprobs(mb, logits)
+            valid = mb.valid
+            adv, target, old_head = advantages[index], targets[index], old_heads[index]
+            log_ratio = (new - old["logprobs"][index]) * valid
+            ratio = log_ratio.exp()
+            surrogate = torch.max(-adv * ratio, -adv * ratio.clamp(1 - c.clip_coef, 1 + c.clip_coef))
+            policy_loss = masked_mean(surrogate, valid)
+            value_loss = (heads - target) ** 2
+            if c.value_clip is not None:
+                clipped = old_head + (heads - old_head).clamp(-c.value_clip, c.value_clip)
+                value_loss = torch.max(value_loss, (clipped - target) ** 2)
+            value_loss = 0.5 * masked_mean(value_loss, valid)
+            with torch.no_grad():
+                entropy = masked_mean(token_entropy(logits, mb.support, c.temperature, self.vocab), valid)
+                stats = {
+                    "loss/policy": finite(policy_loss.item()),
+                    "loss/value": finite(value_loss.item()),
+                    "ppo/clipfrac": float(masked_mean(((ratio - 1).abs() > c.clip_coef).float(), valid)),
+                    "ppo/approx_kl": float(masked_mean((ratio - 1) - log_ratio, valid)),
+                    "policy/entropy": float(entropy),
+                }
+            return policy_loss + c.value_coef * value_loss, new, stats
+
+        out = self.minibatch_steps(batch, old["logprobs"], loss_of, c.epochs, c.minibatches)
         self.update_kl_coef(kl_per_episode)
-        out = {key: float(np.mean(values)) if values else float("nan") for key, values in history.items()}
         out.update(
             {
                 "kl/per_episode": kl_per_episode,
                 "kl/coef": self.kl_coef,
-                "ppo/post_update_kl": self.post_update_kl(batch, old["logprobs"]),
-                "ppo/steps": float(steps),
-                "ppo/early_stop": float(stopped),
                 "value/explained_variance": explained,
                 "value/return_mean": float(masked_mean(returns, valid)),
             }
         )
         return out
-
-    def _minibatch(self, mb: Batch, old_logprobs, old_heads, advantages, targets, index) -> dict[str, float]:
-        """One clipped PPO step on a minibatch, skipped when the KL before it already passes ``max_update_kl``."""
-        c = self.config
-        index = index.to(mb.tokens.device)
-        logits, heads = self.forward(mb, detach_value=not c.value_through_lm)
-        new = self.logprobs(mb, logits)
-        valid = mb.valid
-        adv, target, old_head = advantages[index], targets[index], old_heads[index]
-        log_ratio = (new - old_logprobs[index]) * valid
-        ratio = log_ratio.exp()
-        with torch.no_grad():
-            approx_kl = float(masked_mean((ratio - 1) - log_ratio, valid))
-            stats = {
-                "ppo/clipfrac": float(masked_mean(((ratio - 1).abs() > c.clip_coef).float(), valid)),
-                "ppo/approx_kl": approx_kl,
-                "policy/entropy": float(
-                    masked_mean(token_entropy(logits, mb.support, c.temperature, self.vocab), valid)
-                ),
-            }
-        if c.max_update_kl is not None and approx_kl > c.max_update_kl:
-            return stats
-        policy_loss = masked_mean(torch.max(-adv * ratio, -adv * ratio.clamp(1 - c.clip_coef, 1 + c.clip_coef)), valid)
-        value_loss = (heads - target) ** 2
-        if c.value_clip is not None:
-            clipped = old_head + (heads - old_head).clamp(-c.value_clip, c.value_clip)
-            value_loss = torch.max(value_loss, (clipped - target) ** 2)
-        value_loss = 0.5 * masked_mean(value_loss, valid)
-        loss = policy_loss + c.value_coef * value_loss
-        self.optimizer.zero_grad()
-        loss.backward()
-        grad_norm = self.clip_gradients()
-        self.optimizer.step()
-        return {
-            **stats,
-            "loss/policy": finite(policy_loss.item()),
-            "loss/value": finite(value_loss.item()),
-            "grad/norm": grad_norm,
-        }
 
     def state_dict(self) -> dict:
         """The base state plus the value normalisation's running moments."""

@@ -62,27 +62,31 @@ class RLOO(LMAgent):
         return grouped_seeds(super().seeds(iteration), self.config.samples_per_prompt)
 
     def update(self, batch: Batch) -> dict[str, float]:
-        """One REINFORCE step with leave-one-out advantages."""
+        """One REINFORCE step with leave-one-out advantages (undone if it leaves the trust region)."""
         c = self.config
         valid = batch.valid
-        logits, _ = self.forward(batch)
-        logprobs = self.logprobs(batch, logits) * valid
-        with torch.no_grad():
-            kl = (logprobs - self.ref_logprobs(batch)) * valid
-            rewards = (batch.rewards - self.kl_coef * kl) * valid
-            advantages = group_advantages(rewards, valid, c.samples_per_prompt, c.credit, leave_one_out=True)
-        loss = -(advantages * logprobs).sum(1).mean()
-        self.optimizer.zero_grad()
-        loss.backward()
-        grad_norm = self.clip_gradients()
-        self.optimizer.step()
-        kl_per_episode = float(kl.sum(1).mean())
+        ref = self.ref_logprobs(batch)
+        record: dict[str, torch.Tensor] = {}
+
+        def loss_of(mb: Batch, index: torch.Tensor):
+            logits, _ = self.forward(mb)
+            logprobs = self.logprobs(mb, logits) * valid
+            with torch.no_grad():
+                kl = (logprobs - ref) * valid
+                rewards = (batch.rewards - self.kl_coef * kl) * valid
+                advantages = group_advantages(rewards, valid, c.samples_per_prompt, c.credit, leave_one_out=True)
+                record.update(kl=kl, advantages=advantages)
+            loss = -(advantages * logprobs).sum(1).mean()
+            return loss, logprobs, {"loss/policy": finite(loss.item()), "ppo/approx_kl": 0.0}
+
+        out = self.minibatch_steps(batch, None, loss_of, epochs=1, minibatches=1, shuffle=False)
+        kl_per_episode = float(record["kl"].sum(1).mean())
         self.update_kl_coef(kl_per_episode)
-        return {
-            "loss/policy": finite(float(loss.detach())),
-            "rloo/advantage_std": float(advantages[:, 0].std()),
-            "kl/per_episode": kl_per_episode,
-            "kl/coef": self.kl_coef,
-            "grad/norm": grad_norm,
-            "ppo/post_update_kl": self.post_update_kl(batch, logprobs.detach()),
-        }
+        out.update(
+            {
+                "rloo/advantage_std": float(record["advantages"][:, 0].std()),
+                "kl/per_episode": kl_per_episode,
+                "kl/coef": self.kl_coef,
+            }
+        )
+        return out

@@ -54,6 +54,8 @@ AGENT_SPECS = (
               loop="lm", help="LM-PPO: PPO with a value head, GAE over tokens and a KL penalty to a frozen reference"),
     AgentSpec(name="rloo", config="textgym.agents.rloo:RLOOConfig", agent="textgym.agents.rloo:RLOO",
               loop="lm", help="RLOO: REINFORCE with a leave-one-out baseline over several completions of each prompt"),
+    AgentSpec(name="grpo", config="textgym.agents.grpo:GRPOConfig", agent="textgym.agents.grpo:GRPO",
+              loop="lm", help="GRPO: group-normalised advantages over completions of each prompt, KL in the loss"),
     AgentSpec(name="sb3-ppo", config="textgym.training.sb3_config:SB3PPOConfig", agent="stable_baselines3:PPO",
               loop="sb3", help="stable-baselines3's PPO with textgym's LM policy (one env, no KL penalty)"),
     AgentSpec(name="sb3-a2c", config="textgym.training.sb3_config:SB3Config", agent="stable_baselines3:A2C",

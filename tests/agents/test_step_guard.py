@@ -1,0 +1,49 @@
+"""The trust region of every update: no update ends more than max_update_kl from the rollout policy."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.tiny_model import save_tiny_causal_lm
+from textgym.agents.grpo import GRPO, GRPOConfig
+from textgym.agents.lm_ppo import LMPPO, LMPPOConfig
+from textgym.agents.rloo import RLOO, RLOOConfig
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-guard")))
+
+
+def settings(tiny, **overrides):
+    return {
+        "env_id": "TextDetox-critic-v0", "model": tiny, "num_envs": 4, "iterations": 3, "freeze_layers": 1,
+        "eval_episodes": 0, "device": "cpu", "learning_rate": 0.05, "warmup_iterations": 0,
+        "env_kwargs": {"max_new_tokens": 6, "default_reward": 0.1, "label_rewards": {"toxic": -0.3}}, **overrides,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("cls", "config", "extra"),
+    [
+        (LMPPO, LMPPOConfig, {"epochs": 3}),
+        (GRPO, GRPOConfig, {"samples_per_prompt": 2, "epochs": 2, "minibatches": 2}),
+        (RLOO, RLOOConfig, {"samples_per_prompt": 2}),
+    ],
+)
+def test_a_huge_learning_rate_is_held_inside_the_bound(tiny, cls, config, extra):
+    bound = 1e-3
+    agent = cls(config(**settings(tiny, max_update_kl=bound, **extra)))
+    undone = 0
+    for _ in range(3):
+        stats = agent.step()
+        assert stats["ppo/post_update_kl"] <= bound
+        undone += stats["ppo/undone_steps"]
+    assert undone >= 1  # lr 0.05 leaves the region: steps were undone
+
+
+def test_without_a_bound_the_same_steps_go_far(tiny):
+    agent = LMPPO(LMPPOConfig(**settings(tiny, max_update_kl=None, epochs=3)))
+    stats = agent.step()
+    assert stats["ppo/undone_steps"] == 0 and stats["ppo/steps"] == 6
+    assert stats["ppo/post_update_kl"] > 1e-3
