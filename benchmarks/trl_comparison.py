@@ -30,6 +30,7 @@ token by token). Training time is the sum of the training steps (sampling, rewar
 checkpoints or model loading.
 
 Smoke run: ``python benchmarks/trl_comparison.py --completions 16 --eval-episodes 4 --max-new-tokens 8``.
+Published: ``python benchmarks/trl_comparison.py --completions 160 --seeds 0 1 2 --resume``.
 """
 
 from __future__ import annotations
@@ -50,9 +51,11 @@ TASK = "sentiment"
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "trl-grpo": {},
+    "grpo-sparse": {"agent": "grpo", "env_id": "TextSentiment-sparse-v0"},
     "lmppo-sparse": {"agent": "lmppo", "env_id": "TextSentiment-sparse-v0"},
     "lmppo-critic": {"agent": "lmppo", "env_id": "TextSentiment-critic-v0", "env_kwargs": {"mode": "episode"}},
     "rloo-sparse": {"agent": "rloo", "env_id": "TextSentiment-sparse-v0"},
+    "sb3-ppo-sparse": {"agent": "sb3-ppo", "env_id": "TextSentiment-sparse-v0"},
 }
 """The variants: TRL's GRPO, and textgym agents on an env id (trained through :func:`textgym.training.train`)."""
 
@@ -87,15 +90,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--group", type=int, default=4, help="completions per prompt (GRPO, RLOO)")
     parser.add_argument("--max-new-tokens", type=int, default=20)
     parser.add_argument("--eval-episodes", type=int, default=64, help="eval completions before and after (0: none)")
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument(
+        "--learning-rate", type=float, default=3e-5, help="every side's Adam step size (textgym's default)"
+    )
     parser.add_argument("--kl-coef", type=float, default=0.05, help="textgym kl_coef and TRL beta")
     parser.add_argument(
         "--freeze-layers", type=int, default=None, help="frozen lowest layers (default: textgym's 60 %%; 0: none)"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run of every variant per seed")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each variant's process")
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {', '.join(VARIANTS)}")
+    parser.add_argument("--name", default="trl_comparison", help="results file name under benchmarks/results/")
+    parser.add_argument("--resume", action="store_true", help="keep the finished runs of an interrupted comparison")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--settings", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -126,7 +133,7 @@ def settings_of(args: argparse.Namespace) -> Settings:
         learning_rate=args.learning_rate,
         kl_coef=args.kl_coef,
         freeze_layers=args.freeze_layers,
-        seed=args.seed,
+        seed=args.seeds[0],
         threads=args.threads,
         model=args.model,
     )
@@ -212,8 +219,15 @@ def run_trl(s: Settings) -> dict[str, Any]:
     sampled: list[int] = []
     reward = trl_reward(items, scorer)
 
+    tokenizer = load_tokenizer(s.model)
+    tokens: list[int] = []
+
     def counted(prompts, completions, **kwargs):
         sampled.append(len(completions))
+        ids = kwargs.get("completion_ids")
+        if ids is None:
+            ids = [tokenizer(text, add_special_tokens=False).input_ids for text in completions]
+        tokens.append(sum(min(len(row), s.max_new_tokens) for row in ids))
         return reward(prompts, completions, **kwargs)
 
     counted.__name__ = reward.__name__
@@ -274,6 +288,7 @@ def run_trl(s: Settings) -> dict[str, Any]:
         after = _evaluate(lm, reference, s)
     return {
         "completions": sum(sampled),
+        "tokens": sum(tokens),
         "train_s": StepClock.seconds,
         "train_call_s": call_seconds,
         "eval_before": before,
@@ -285,13 +300,15 @@ def run_trl(s: Settings) -> dict[str, Any]:
 
 def run_textgym(name: str, s: Settings) -> dict[str, Any]:
     """A textgym agent through :func:`textgym.training.train` on the shared settings (in the child process)."""
+    import math
     import tempfile
     from importlib.metadata import version
 
     from textgym.models import load_causal_lm
-    from textgym.training import train
+    from textgym.training import RunFolder, train
 
     variant = VARIANTS[name]
+    agent = variant["agent"]
     config = {
         "env_id": variant["env_id"],
         "env_kwargs": {"max_new_tokens": s.max_new_tokens, **variant.get("env_kwargs", {})},
@@ -300,22 +317,39 @@ def run_textgym(name: str, s: Settings) -> dict[str, Any]:
         "num_envs": s.batch,
         "iterations": s.steps,
         "learning_rate": s.learning_rate,
-        "kl_coef": s.kl_coef,
-        "temperature": 1.0,
-        "top_k": 0,
-        "top_p": 1.0,
         "freeze_layers": s.freeze_layers,
         "eval_episodes": s.eval_episodes,
-        "eval_every": s.steps,  # before the first iteration and after the last only
+        "device": "cpu",
     }
-    if variant["agent"] == "rloo":
+    if agent.startswith("sb3-"):
+        # SB3 steps one env: its budget is tokens, enough for the completions of the others at full length.
+        n_steps = 64
+        config.update({"n_steps": n_steps, "iterations": math.ceil(s.completions * s.max_new_tokens / n_steps)})
+    else:
+        config.update(
+            {
+                "kl_coef": s.kl_coef,
+                "temperature": 1.0,
+                "top_k": 0,
+                "top_p": 1.0,
+                "warmup_iterations": 0,  # TRL's schedule here: constant
+                "eval_every": s.steps,  # before the first iteration and after the last only
+            }
+        )
+    if agent in ("rloo", "grpo"):
         config["samples_per_prompt"] = s.group
     with tempfile.TemporaryDirectory() as run:
         start = time.perf_counter()
-        summary = train(variant["agent"], config, run, checkpoint_every=s.steps, progress=False)
+        summary = train(agent, config, run, checkpoint_every=s.steps, progress=False)
         call_seconds = time.perf_counter() - start
+        records = RunFolder(run).records("train")
+    if agent.startswith("sb3-"):
+        tokens = records[-1]["iteration"] if records else 0  # SB3's timesteps: one token each
+    else:
+        tokens = round(sum(r["episode/length"] * s.batch for r in records))
     return {
         "completions": summary["episodes"],
+        "tokens": tokens,
         "train_s": summary["seconds"],
         "train_call_s": call_seconds,
         "eval_before": summary["eval_before"],
@@ -358,58 +392,85 @@ def run_variant(name: str, s: Settings) -> dict[str, Any]:
     return {**json.loads(lines[-1][len("RESULT ") :]), "process_s": time.perf_counter() - start}
 
 
-def table(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per variant: throughput, its ratio to TRL's, and the reward gained per completion sampled."""
-    trl_rate = None
-    if "error" not in results.get("trl-grpo", {"error": ""}):
-        trl_rate = results["trl-grpo"]["completions"] / results["trl-grpo"]["train_s"]
+def _mean_std(values: list[float]) -> str:
+    import statistics
+
+    if len(values) == 1:
+        return f"{values[0]:.3g}"
+    return f"{statistics.mean(values):.3g} ± {statistics.stdev(values):.2g}"
+
+
+def table(results: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per variant over its seeds (mean ± std): throughput, its ratio to TRL's, the reward gained."""
+
+    def ok(name: str) -> list[dict[str, Any]]:
+        return [r for r in results.get(name, {}).values() if "error" not in r]
+
+    def rate(r: dict[str, Any], key: str = "completions") -> float:
+        return r[key] / r["train_s"]
+
+    trl = ok("trl-grpo")
+    trl_rate = sum(rate(r) for r in trl) / len(trl) if trl else None
+    lmppo = ok("lmppo-sparse")
+    lmppo_tokens = sum(rate(r, "tokens") for r in lmppo) / len(lmppo) if lmppo else None
     rows = []
-    for name, r in results.items():
-        if "error" in r:
-            rows.append({"variant": name, "status": r["error"]})
+    for name, by_seed in results.items():
+        runs = ok(name)
+        errors = [f"seed {seed}: {r['error']}" for seed, r in by_seed.items() if "error" in r]
+        if not runs:
+            rows.append({"variant": name, "status": "; ".join(errors)})
             continue
-        rate = r["completions"] / r["train_s"]
-        gained = None if r["eval_before"] is None else r["eval_after"] - r["eval_before"]
+        rates = [rate(r) for r in runs]
+        token_rates = [rate(r, "tokens") for r in runs]
+        gains = [
+            100 * (r["eval_after"] - r["eval_before"]) / r["completions"] for r in runs if r["eval_before"] is not None
+        ]
+        mean_rate, mean_tokens = sum(rates) / len(rates), sum(token_rates) / len(token_rates)
         rows.append(
             {
                 "variant": name,
-                "completions": r["completions"],
-                "train s": r["train_s"],
-                "completions/s": rate,
-                "throughput vs TRL": None if trl_rate is None else rate / trl_rate,
-                "eval before": r["eval_before"],
-                "eval after": r["eval_after"],
-                "gain per 100 completions": None if gained is None else 100 * gained / r["completions"],
-                "trainable LM M params": r["trainable_M"],
-                "peak RSS GiB": r["peak_rss_gib"],
-                "status": "ok",
+                "seeds": len(runs),
+                "completions": _mean_std([r["completions"] for r in runs]),
+                "train s": _mean_std([r["train_s"] for r in runs]),
+                "completions/s": _mean_std(rates),
+                "vs TRL GRPO": None if trl_rate is None else mean_rate / trl_rate,
+                "tokens/s": _mean_std(token_rates),
+                "tokens/s vs LM-PPO sparse": None if lmppo_tokens is None else mean_tokens / lmppo_tokens,
+                "eval before": _mean_std([r["eval_before"] for r in runs]) if gains else "",
+                "eval after": _mean_std([r["eval_after"] for r in runs]) if gains else "",
+                "gain per 100 completions": _mean_std(gains) if gains else "",
+                "peak RSS GiB": max(r["peak_rss_gib"] for r in runs),
+                "status": "ok" if not errors else "; ".join(errors),
             }
         )
-    columns = list(next((row for row in rows if row["status"] == "ok"), rows[0]))
+    columns = list(next((row for row in rows if "seeds" in row), rows[0]))
     return [{column: row.get(column, "") for column in columns} for row in rows]
 
 
-def notes(s: Settings, results: dict[str, dict[str, Any]]) -> str:
+def notes(s: Settings, seeds: list[int], results: dict[str, dict[int, dict[str, Any]]]) -> str:
     """The exact settings, what is equal and what differs, for the report."""
-    versions = sorted({r["library"] for r in results.values() if "library" in r})
-    calls = ", ".join(f"{name} {r['train_call_s']:.0f} s" for name, r in results.items() if "train_call_s" in r)
+    runs = [r for by_seed in results.values() for r in by_seed.values()]
+    versions = sorted({r["library"] for r in runs if "library" in r})
     frozen = "textgym's default (embeddings + lowest 60 % of layers)" if s.freeze_layers is None else s.freeze_layers
     return (
-        f"Same on every side: {s.model} fp32 policy; sentiment train prompts (task template, no chat template); "
-        f"reward = textgym's sentiment scorer (P(positive) of opening + completion); temperature 1, no top-k/top-p, "
-        f"max {s.max_new_tokens} new tokens; {s.batch} completions per step ({s.batch // s.group} prompts x "
-        f"{s.group} for GRPO and RLOO; {s.batch} prompts for LM-PPO), {s.steps} steps = {s.completions} completions; "
-        f"Adam lr {s.learning_rate:g} constant, grad clip 1; KL coefficient {s.kl_coef:g} to the initial model "
-        f"(TRL beta, k3 in the loss; textgym kl_coef, per token in the reward); frozen layers: {frozen}; seed "
-        f"{s.seed}; {s.threads} torch thread(s) per variant, each variant in its own process, one after the other. "
-        f"Eval: textgym's evaluate_lm, {s.eval_episodes} completions of the sentiment eval prompts on fixed seeds and "
-        f"sampling noise, before and after training. Differs: the algorithm with its own defaults (GRPO: "
-        f"group-normalised advantages, 1 step per batch, DAPO loss; LM-PPO: value head, GAE, 2 epochs x 2 "
-        f"minibatches; RLOO: leave-one-out baseline, 1 step per batch) and the sampler (TRL model.generate; textgym "
-        f"the vector env token by token). train s = sum of the training steps (sampling + reward + update), no "
-        f"evaluation, checkpoints or model loading. Whole training calls (TRL trainer.train(): set-up + steps; "
-        f"textgym train(): set-up + steps + both evaluations): {calls}. "
-        f"gain per 100 completions = 100 x (eval after - eval before) / completions. Versions: {', '.join(versions)}."
+        f"Same on every side: {s.model} fp32 policy on the CPU; sentiment train prompts (task template, no chat "
+        f"template); reward = textgym's sentiment scorer (P(positive) of opening + completion); temperature 1, no "
+        f"top-k/top-p, max {s.max_new_tokens} new tokens; {s.batch} completions per step ({s.batch // s.group} "
+        f"prompts x {s.group} for the GRPOs and RLOO; {s.batch} prompts for LM-PPO), {s.steps} steps = "
+        f"{s.completions} completions; Adam lr {s.learning_rate:g} constant (no warm-up), grad clip 1; KL "
+        f"coefficient {s.kl_coef:g} to the initial model (the GRPOs: beta, k3 in the loss; LM-PPO and RLOO: "
+        f"kl_coef, per token in the reward); frozen layers: {frozen}; seeds {seeds}; {s.threads} torch thread(s) "
+        f"per run, each run in its own process, one after the other, all in one process tree. Eval: textgym's "
+        f"evaluate_lm, {s.eval_episodes} completions of the sentiment eval prompts (each prompt once, then again) "
+        f"on fixed seeds and sampling noise, before and after training. Differs: the algorithm with its own "
+        f"defaults (TRL GRPO: DAPO loss, 1 step per batch; textgym GRPO: returns-to-go credit (= sequence under "
+        f"this sparse reward), token-mean loss, 1 step per batch, trust region max_update_kl 0.03; LM-PPO: value "
+        f"head, GAE, 2 epochs x 2 minibatches, trust region; RLOO: leave-one-out baseline, 1 step; SB3 PPO: one env, "
+        f"n_steps 64, batch 32, 2 epochs, SB3's own lr schedule at the same lr, no KL penalty; its budget is "
+        f"{s.completions} x {s.max_new_tokens} tokens) and the sampler (TRL model.generate; textgym the vector env "
+        f"token by token; SB3 one env step per token). train s = sum of the training steps (sampling + reward + "
+        f"update), no evaluation, checkpoints or model loading. tokens/s counts generated tokens. gain per 100 "
+        f"completions = 100 x (eval after - eval before) / completions. Versions: {', '.join(versions)}."
     )
 
 
@@ -424,17 +485,32 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"TRL is not installed, and the variant trl-grpo needs it. Install it with: {TRL_INSTALL}; "
             "or leave it out with --variants."
         )
-    import torch
-    from report import write
+    import dataclasses
+    from pathlib import Path
 
-    settings = settings_of(args)
-    torch.set_num_threads(settings.threads)  # the report's machine line names the variants' thread count
-    results = {}
-    for name in args.variants:
-        print(f"{name}: {settings.completions} completions ...", flush=True)
-        results[name] = run_variant(name, settings)
-        print(f"{name}: {results[name]}", flush=True)
-    write("trl_comparison", table(results), notes=notes(settings, results))
+    import torch
+    from report import RESULTS, write
+
+    base = settings_of(args)
+    torch.set_num_threads(base.threads)  # the report's machine line names the runs' thread count
+    # Finished runs are kept in a file next to the results, so an interrupted comparison resumes where it was.
+    store = Path(RESULTS) / f"{args.name}_runs.json"
+    done = json.loads(store.read_text()) if store.exists() and args.resume else {}
+    key = json.dumps({k: v for k, v in asdict(base).items() if k != "seed"}, sort_keys=True)
+    if done.get("settings") != key:
+        done = {"settings": key, "runs": {}}
+    results: dict[str, dict[int, dict[str, Any]]] = {}
+    for seed in args.seeds:
+        settings = dataclasses.replace(base, seed=seed)
+        for name in args.variants:
+            tag = f"{name}/{seed}"
+            if tag not in done["runs"]:
+                print(f"{name} seed {seed}: {settings.completions} completions ...", flush=True)
+                done["runs"][tag] = run_variant(name, settings)
+                store.write_text(json.dumps(done, indent=1))
+            results.setdefault(name, {})[seed] = done["runs"][tag]
+            print(f"{name} seed {seed}: {done['runs'][tag]}", flush=True)
+    write(args.name, table(results), notes=notes(base, list(args.seeds), results))
 
 
 if __name__ == "__main__":

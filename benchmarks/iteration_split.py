@@ -1,0 +1,140 @@
+"""Per-iteration time of LM-PPO, split into sampling, scoring and update, before and after issue 10's changes.
+
+Runs the same LM-PPO settings on two source trees side by side: ``--before`` (a checkout of the code before the
+change, e.g. ``git worktree add /tmp/before bf2d65c``) and this tree. Each tree runs in fresh processes with one
+torch thread, alternating (before, after, before, after, ...) so that any other load on the machine falls on both
+alike; each process runs one warm-up iteration and then the timed ones. The split follows
+``benchmarks/lmppo_throughput.py``: sampling = token-by-token generation (rollout time less the task scorer's and the
+critic's), scoring = the task's extrinsic scorer, critic = critic calls, update = everything after the rollout (the
+policy/reference scoring pass and the PPO epochs). Both trees take the same number of optimizer steps (2 epochs x 2
+minibatches; the new trust region is switched off with ``max_update_kl=None`` so it cannot make the new side
+cheaper by taking fewer steps); the new side still pays its post-update KL measurement.
+
+    git worktree add /tmp/before bf2d65c
+    python benchmarks/iteration_split.py --before /tmp/before --rounds 2 --iterations 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SETTINGS = {
+    "sparse": {"env_id": "TextSentiment-sparse-v0"},
+    "critic": {"env_id": "TextSentiment-critic-v0"},
+}
+PARTS = ("sampling", "scoring", "critic", "update", "total")
+
+
+def measure(config: dict, iterations: int) -> dict:
+    """In the child process: times ``iterations`` LM-PPO iterations after a warm-up one."""
+    import dataclasses
+
+    import torch
+
+    from textgym.agents.lm_ppo import LMPPO, LMPPOConfig
+
+    torch.set_num_threads(1)
+    names = {f.name for f in dataclasses.fields(LMPPOConfig)}
+    config = {"num_envs": 8, "eval_episodes": 0, "epochs": 2, "minibatches": 2, **config}
+    config.update({key: value for key, value in {"max_update_kl": None, "device": "cpu"}.items() if key in names})
+    config["env_kwargs"] = {"max_new_tokens": 20, **config.get("env_kwargs", {})}
+    agent = LMPPO(LMPPOConfig(**config))
+    clocks = {"critic": 0.0, "scoring": 0.0}
+
+    def timed(name, function):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                clocks[name] += time.perf_counter() - start
+
+        return wrapper
+
+    critic = getattr(agent.envs, "critic", None)
+    if critic is not None:
+        critic.critique = timed("critic", critic.critique)
+    first = agent.envs.unwrapped.envs[0]  # the vector env scores every finished episode through its first env
+    first._scorer = timed("scoring", first.scorer)
+    agent.step()
+    for key in clocks:
+        clocks[key] = 0.0
+    rollout = update = 0.0
+    for _ in range(iterations):
+        stats = agent.step()
+        rollout += stats["time/rollout_s"]
+        update += stats["time/update_s"] + stats.get("time/score_s", 0.0)
+    per = {
+        "sampling": (rollout - clocks["critic"] - clocks["scoring"]) / iterations,
+        "scoring": clocks["scoring"] / iterations,
+        "critic": clocks["critic"] / iterations,
+        "update": update / iterations,
+    }
+    per["total"] = sum(per.values())
+    return per
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--before", required=True, help="the source tree of the code before the change")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=3, help="timed iterations per process")
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print("RESULT " + json.dumps(measure(json.loads(args.child), args.iterations)), flush=True)
+        return
+    sys.path.insert(0, str(Path(__file__).parent))
+    from report import write
+
+    here = str(Path(__file__).resolve().parent.parent)
+    trees = {"before": str(Path(args.before).resolve()), "after": here}
+    samples: dict[tuple[str, str], list[dict]] = {}
+    for _ in range(args.rounds):
+        for setting in args.settings.split(","):
+            for side, tree in trees.items():
+                env = {**os.environ, "PYTHONPATH": tree, "OMP_NUM_THREADS": "1"}
+                command = [sys.executable, __file__, "--iterations", str(args.iterations), "--before", args.before]
+                out = subprocess.run(
+                    [*command, "--child", json.dumps(SETTINGS[setting])], env=env, cwd=tree, check=True,
+                    capture_output=True, text=True,
+                ).stdout  # fmt: skip
+                result = json.loads(next(line[7:] for line in out.splitlines() if line.startswith("RESULT ")))
+                samples.setdefault((setting, side), []).append(result)
+                print(setting, side, result, flush=True)
+    rows = []
+    for setting in args.settings.split(","):
+        mean = {
+            side: {part: sum(r[part] for r in samples[(setting, side)]) / args.rounds for part in PARTS}
+            for side in trees
+        }
+        for part in PARTS:
+            before, after = mean["before"][part], mean["after"][part]
+            rows.append(
+                {
+                    "setting": setting,
+                    "part": part,
+                    "before s/iter": before,
+                    "after s/iter": after,
+                    "after / before": after / before if before else float("nan"),
+                }
+            )
+    write(
+        "iteration_split",
+        rows,
+        notes=f"LM-PPO, SmolLM2-135M fp32, 8 envs x 20 new tokens, 2 epochs x 2 minibatches on both sides (trust "
+        f"region off on the new side), one torch thread; {args.rounds} rounds x {args.iterations} timed iterations "
+        f"per tree, the trees alternating in fresh processes. before = {trees['before']} (the code before issue 10), "
+        f"after = this tree. Other processes shared the 2 cores during the run; both sides alike.",
+    )
+
+
+if __name__ == "__main__":
+    main()
