@@ -65,3 +65,22 @@ def test_train_rloo_and_bad_settings(tmp_path, capsys):
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["episodes"] == 4
     assert main([*argv, "--set", "no_such_setting=1", "--out", str(tmp_path / "bad")]) == 2
     assert "Unknown settings ['no_such_setting']" in capsys.readouterr().err
+
+
+def test_train_grpo_on_the_sentiment_critic_id_with_device_and_dtype(tmp_path, capsys):
+    policy = save_tiny_causal_lm(tmp_path / "tiny")
+    argv = ["train", "TextSentiment-critic-v0", "--agent", "grpo", "--model", str(policy), "--iterations", "1"]
+    argv += ["--num-envs", "4", "--samples-per-prompt", "2", "--max-new-tokens", "3", "--eval-episodes", "0"]
+    argv += ["--device", "cpu", "--dtype", "float32", "--out", str(tmp_path / "g")]
+    assert main(argv) == 0
+    config = json.loads((tmp_path / "g" / "config.json").read_text())
+    assert (config["agent"], config["device"], config["dtype"], config["samples_per_prompt"]) == (
+        "grpo", "cpu", "float32", 2,
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_train_on_cuda_without_cuda_is_a_clear_error(tmp_path, capsys):
+    argv = ["train", "TextSentiment-critic-v0", "--device", "cuda", "--out", str(tmp_path / "c")]
+    assert main(argv) == 2
+    assert "device='cuda' needs CUDA" in capsys.readouterr().err
