@@ -236,13 +236,14 @@ def run_trl(s: Settings) -> dict[str, Any]:
     )
 
     class StepClock(TrainerCallback):
-        seconds = 0.0
+        seconds = cpu_seconds = 0.0
 
         def on_step_begin(self, args, state, control, **kwargs):
-            self.start = time.perf_counter()
+            self.start, self.cpu = time.perf_counter(), time.process_time()
 
         def on_step_end(self, args, state, control, **kwargs):
             StepClock.seconds += time.perf_counter() - self.start
+            StepClock.cpu_seconds += time.process_time() - self.cpu
 
     with tempfile.TemporaryDirectory() as out:
         config = trl.GRPOConfig(
@@ -290,6 +291,7 @@ def run_trl(s: Settings) -> dict[str, Any]:
         "completions": sum(sampled),
         "tokens": sum(tokens),
         "train_s": StepClock.seconds,
+        "train_cpu_s": StepClock.cpu_seconds,
         "train_call_s": call_seconds,
         "eval_before": before,
         "eval_after": after,
@@ -351,6 +353,7 @@ def run_textgym(name: str, s: Settings) -> dict[str, Any]:
         "completions": summary["episodes"],
         "tokens": tokens,
         "train_s": summary["seconds"],
+        "train_cpu_s": summary.get("cpu_seconds", float("nan")),
         "train_call_s": call_seconds,
         "eval_before": summary["eval_before"],
         "eval_after": summary["eval_after"],
@@ -393,11 +396,11 @@ def run_variant(name: str, s: Settings) -> dict[str, Any]:
 
 
 def _mean_std(values: list[float]) -> str:
-    import statistics
-
+    mean = sum(values) / len(values)
     if len(values) == 1:
-        return f"{values[0]:.3g}"
-    return f"{statistics.mean(values):.3g} ± {statistics.stdev(values):.2g}"
+        return f"{mean:.3g}"
+    std = (sum((value - mean) ** 2 for value in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.3g} ± {std:.2g}"
 
 
 def table(results: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -411,6 +414,7 @@ def table(results: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]
 
     trl = ok("trl-grpo")
     trl_rate = sum(rate(r) for r in trl) / len(trl) if trl else None
+    trl_cpu = sum(r["completions"] / r.get("train_cpu_s", float("nan")) for r in trl) / len(trl) if trl else None
     lmppo = ok("lmppo-sparse")
     lmppo_tokens = sum(rate(r, "tokens") for r in lmppo) / len(lmppo) if lmppo else None
     rows = []
@@ -421,6 +425,7 @@ def table(results: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]
             rows.append({"variant": name, "status": "; ".join(errors)})
             continue
         rates = [rate(r) for r in runs]
+        cpu_rates = [r["completions"] / r.get("train_cpu_s", float("nan")) for r in runs]
         token_rates = [rate(r, "tokens") for r in runs]
         gains = [
             100 * (r["eval_after"] - r["eval_before"]) / r["completions"] for r in runs if r["eval_before"] is not None
@@ -434,6 +439,8 @@ def table(results: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]
                 "train s": _mean_std([r["train_s"] for r in runs]),
                 "completions/s": _mean_std(rates),
                 "vs TRL GRPO": None if trl_rate is None else mean_rate / trl_rate,
+                "completions/CPU-s": _mean_std(cpu_rates),
+                "CPU vs TRL GRPO": None if trl_cpu is None else sum(cpu_rates) / len(cpu_rates) / trl_cpu,
                 "tokens/s": _mean_std(token_rates),
                 "tokens/s vs LM-PPO sparse": None if lmppo_tokens is None else mean_tokens / lmppo_tokens,
                 "eval before": _mean_std([r["eval_before"] for r in runs]) if gains else "",
@@ -469,7 +476,8 @@ def notes(s: Settings, seeds: list[int], results: dict[str, dict[int, dict[str, 
         f"n_steps 64, batch 32, 2 epochs, SB3's own lr schedule at the same lr, no KL penalty; its budget is "
         f"{s.completions} x {s.max_new_tokens} tokens) and the sampler (TRL model.generate; textgym the vector env "
         f"token by token; SB3 one env step per token). train s = sum of the training steps (sampling + reward + "
-        f"update), no evaluation, checkpoints or model loading. tokens/s counts generated tokens. gain per 100 "
+        f"update), no evaluation, checkpoints or model loading; CPU-s the same steps' process CPU time (one thread: "
+        f"less sensitive than wall time to other load on the machine). tokens/s counts generated tokens. gain per 100 "
         f"completions = 100 x (eval after - eval before) / completions. Versions: {', '.join(versions)}."
     )
 

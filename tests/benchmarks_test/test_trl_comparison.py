@@ -65,12 +65,44 @@ def test_the_table_gives_throughput_against_trl_and_gain_per_completion_over_see
     common = {"trainable_M": 42.5, "peak_rss_gib": 2.0, "library": "x"}
     results = {
         "trl-grpo": {
-            0: {"completions": 16, "tokens": 320, "train_s": 8.0, "eval_before": 0.4, "eval_after": 0.5, **common},
-            1: {"completions": 16, "tokens": 320, "train_s": 8.0, "eval_before": 0.4, "eval_after": 0.6, **common},
+            0: {
+                "completions": 16,
+                "tokens": 320,
+                "train_s": 8.0,
+                "train_cpu_s": 4.0,
+                "eval_before": 0.4,
+                "eval_after": 0.5,
+                **common,
+            },
+            1: {
+                "completions": 16,
+                "tokens": 320,
+                "train_s": 8.0,
+                "train_cpu_s": 4.0,
+                "eval_before": 0.4,
+                "eval_after": 0.6,
+                **common,
+            },
         },
         "lmppo-sparse": {
-            0: {"completions": 16, "tokens": 160, "train_s": 16.0, "eval_before": 0.4, "eval_after": 0.44, **common},
-            1: {"completions": 16, "tokens": 160, "train_s": 16.0, "eval_before": 0.4, "eval_after": 0.44, **common},
+            0: {
+                "completions": 16,
+                "tokens": 160,
+                "train_s": 16.0,
+                "train_cpu_s": 2.0,
+                "eval_before": 0.4,
+                "eval_after": 0.44,
+                **common,
+            },
+            1: {
+                "completions": 16,
+                "tokens": 160,
+                "train_s": 16.0,
+                "train_cpu_s": 2.0,
+                "eval_before": 0.4,
+                "eval_after": 0.44,
+                **common,
+            },
         },
         "rloo-sparse": {0: {"error": "exit 1: boom"}},
     }
@@ -78,6 +110,7 @@ def test_the_table_gives_throughput_against_trl_and_gain_per_completion_over_see
     assert rows[0]["vs TRL GRPO"] == 1.0 and rows[0]["seeds"] == 2
     assert rows[0]["gain per 100 completions"] == "0.937 ± 0.44"  # 0.625 and 1.25 (0.9375 rounds to even)
     assert rows[1]["completions/s"] == "1 ± 0" and rows[1]["vs TRL GRPO"] == 0.5
+    assert rows[1]["CPU vs TRL GRPO"] == 2.0 and rows[1]["completions/CPU-s"] == "8 ± 0"
     assert rows[1]["tokens/s vs LM-PPO sparse"] == 1.0 and rows[0]["tokens/s vs LM-PPO sparse"] == 4.0
     assert rows[1]["gain per 100 completions"] == "0.25 ± 0"
     assert rows[2]["status"] == "seed 0: exit 1: boom" and rows[2]["completions"] == ""

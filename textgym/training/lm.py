@@ -91,9 +91,10 @@ def train_lm(
             total=c.iterations, initial=agent.iteration, desc=f"{spec.name} {c.env_id}", disable=not progress
         ) as bar:
             while agent.iteration < c.iterations:
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 stats = agent.step()
                 stats["time/iteration_s"] = time.perf_counter() - start
+                stats["time/iteration_cpu_s"] = time.process_time() - cpu  # all threads of this process
                 _log(writer, run, "train", agent, stats)
                 bar.set_postfix(reward=f"{stats['reward/extrinsic']:.3f}", kl=f"{stats['kl/per_episode']:.2f}")
                 bar.update()

@@ -30,6 +30,7 @@ def summarize_run(run: str | Path, agent_name: str, config: dict[str, Any], eval
         "eval_after": evaluations[-1]["eval/extrinsic"] if evaluations else None,
         "kl_after": evaluations[-1]["eval/kl"] if evaluations else None,
         "seconds": sum(m["time/iteration_s"] for m in train_records),
+        "cpu_seconds": sum(m.get("time/iteration_cpu_s", float("nan")) for m in train_records),
     }
     folder.summary.write_text(json.dumps(summary, indent=2))
     plot_curves({f"{agent_name} {config['env_id']}": folder.path}, folder.learning_curve)
