@@ -13,3 +13,12 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_folder(tmp_path_factory):
+    """A tiny config-built causal LM with the real tokenizer, saved once, whose few-shot margins vary between texts
+    (P(positive) of the sentiment prompt from about 0.48 to 0.60), so that a change of dtype or device shows."""
+    from tests.tiny_model import save_tiny_causal_lm
+
+    return save_tiny_causal_lm(tmp_path_factory.mktemp("tiny_lm"), initializer_range=0.2)

@@ -26,10 +26,14 @@ def tiny_llama_config(tokenizer, **overrides) -> LlamaConfig:
     )
 
 
-def save_tiny_causal_lm(folder: Path, seed: int = 0) -> Path:
-    """Builds a 2-layer Llama with the SmolLM2 tokenizer's vocabulary and saves model and tokenizer to ``folder``."""
+def save_tiny_causal_lm(folder: Path, seed: int = 0, **overrides) -> Path:
+    """Builds a 2-layer Llama with the SmolLM2 tokenizer's vocabulary and saves model and tokenizer to ``folder``.
+
+    ``overrides`` set config fields, e.g. ``initializer_range=0.2`` for weights large enough that a few-shot
+    judge's margins differ clearly between texts (at the default 0.02 every P(positive) is 0.50).
+    """
     tokenizer = load_tokenizer()
     torch.manual_seed(seed)
-    LlamaForCausalLM(tiny_llama_config(tokenizer)).save_pretrained(folder)
+    LlamaForCausalLM(tiny_llama_config(tokenizer, **overrides)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

@@ -267,13 +267,26 @@ def _load_causal_lm(name_or_path: str):
     return model.eval()
 
 
-def load_sentence_model(name_or_path: str = "minilm-l6-v2"):
-    """Loads a sentence-transformers model once per process (named ``minilm-l6-v2``, a folder, or a hub id)."""
-    return _load_sentence_model(name_or_path)
+def load_sentence_model(name_or_path: str = "minilm-l6-v2", device: str = "cpu", dtype: str = "float32"):
+    """Loads a sentence-transformers model once per process (per device and dtype), in eval mode. It is shared.
+
+    Args:
+        name_or_path: ``minilm-l6-v2``, a folder or a model hub id.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (see :mod:`textgym.devices`).
+        dtype: ``"float32"`` or ``"bfloat16"`` (``encode`` still returns float32 arrays).
+
+    Raises:
+        MissingPackageError: sentence-transformers is not installed.
+        ModelLoadError: The name, folder or id could not be loaded.
+        SettingsError: A device that this machine does not have.
+    """
+    from textgym.devices import resolve_device, resolve_dtype
+
+    return _load_sentence_model(name_or_path, str(resolve_device(device)), str(resolve_dtype(dtype)))
 
 
 @functools.cache
-def _load_sentence_model(name_or_path: str):
+def _load_sentence_model(name_or_path: str, device: str, dtype: str):
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as error:
@@ -287,9 +300,12 @@ def _load_sentence_model(name_or_path: str):
     else:
         source = name_or_path
     try:
-        return SentenceTransformer(source, device="cpu")
+        model = SentenceTransformer(source, device=device)
     except Exception as error:
         raise _load_error(name_or_path, error) from error
+    import torch
+
+    return model.to(getattr(torch, dtype.split(".")[-1])).eval()
 
 
 def clear_cache_dir(name: str) -> None:

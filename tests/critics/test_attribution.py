@@ -11,7 +11,7 @@ from textgym.critics.base import LABELS, Span
 from textgym.critics.evaluation import GoldExample, evaluate, load_gold, word_prf
 from textgym.critics.segmentation import clauses
 from textgym.error import UnknownNameError
-from textgym.tasks import get_items
+from textgym.tasks import get_items, get_scorer
 
 TOXIC = " Well, you are a stupid idiot and I hate you. Have a nice day."
 CLEAN = "Thanks for the lovely dinner, see you soon."
@@ -107,6 +107,15 @@ def test_config_key_tells_settings_apart(detox):
     assert detox.config_key() != AttributionCritic("detox", threshold=0.3).config_key()
     assert detox.config_key() != AttributionCritic("detox", trim=False).config_key()
     assert detox.config_key() == AttributionCritic("detox").config_key()
+
+
+def test_the_scorer_is_built_on_the_device_and_dtype_asked(tiny_lm_folder):
+    kwargs = {"model": str(tiny_lm_folder)}
+    half = AttributionCritic("sentiment", scorer_kwargs=kwargs, dtype="bfloat16")
+    assert half.scorer is get_scorer("sentiment", None, kwargs, device="cpu", dtype="bfloat16")
+    full = AttributionCritic("sentiment", scorer_kwargs=kwargs)
+    assert full.scorer is get_scorer("sentiment", None, kwargs) and full.scorer is not half.scorer
+    assert half.config_key() != full.config_key() and half.config_key().endswith(":cpu/bfloat16")
 
 
 # ---------------------------------------------------------------- evaluation against gold spans

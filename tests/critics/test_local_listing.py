@@ -123,6 +123,16 @@ def test_config_key_tells_settings_and_weight_versions_apart(tiny):
     assert cached.stats.calls == 2 and cached.stats.hits == 0
 
 
+def test_a_named_model_is_loaded_in_the_dtype_asked_and_generates_there(tiny_lm_folder):
+    critic = LocalListingCritic("detox", model=str(tiny_lm_folder), dtype="bfloat16", max_new_tokens=4)
+    assert next(critic.model.parameters()).dtype == torch.bfloat16
+    assert critic.config_key().endswith("on=cpu/bfloat16)")
+    assert LocalListingCritic("detox", model=str(tiny_lm_folder)).config_key().endswith("on=cpu/float32)")
+    replies = generate_replies(critic.model, critic.tokenizer, TEXTS[:3], max_new_tokens=4, batch_size=2)
+    assert len(replies) == 3 and all(isinstance(reply, str) for reply in replies)
+    assert len(critic.critique(["The man said"] * 2, TEXTS[:2])) == 2
+
+
 def test_bad_arguments_say_what_to_fix(tiny, tmp_path):
     model, tokenizer = tiny
     with pytest.raises(ValueError, match="A live model needs its tokenizer"):

@@ -6,6 +6,7 @@ import json
 
 import gymnasium as gym
 import pytest
+import torch
 
 import textgym  # noqa: F401  (registers the environment ids)
 from textgym.critics.base import LABELS
@@ -73,6 +74,19 @@ def test_a_live_model_judges_like_the_named_one_and_refresh_bumps_the_version(ju
     assert live.version == 2 and live.config_key() == key.replace(":v1:", ":v2:")
     cached.critique(["The movie"], [MIXED])
     assert cached.stats.calls == 2 and cached.stats.hits == 0  # the old critique belongs to the old weights
+
+
+def test_a_named_model_is_loaded_in_the_dtype_asked_and_a_live_one_runs_as_it_is(tiny_lm_folder):
+    folder = str(tiny_lm_folder)
+    full = SegmentJudgeCritic("sentiment", model=folder)
+    half = SegmentJudgeCritic("sentiment", model=folder, dtype="bfloat16")
+    assert half.model is load_causal_lm(folder, "cpu", "bfloat16")
+    assert next(half.model.parameters()).dtype == torch.bfloat16
+    assert ":cpu/bfloat16:" in half.config_key() and ":cpu/float32:" in full.config_key()
+    assert half.biases == pytest.approx(full.biases, abs=0.1) and half.biases != full.biases
+    assert len(half.critique(["The movie"], [MIXED])) == 1
+    live = SegmentJudgeCritic("sentiment", model=half.model, tokenizer=load_tokenizer(folder), dtype="float32")
+    assert live.model is half.model and live.placement == "cpu/bfloat16"  # a live model keeps its own placement
 
 
 def test_a_live_model_needs_its_tokenizer():

@@ -64,3 +64,11 @@ def test_perplexity_equals_a_direct_computation(tmp_path):
     assert perplexity(model, tokenizer, prompts, [" my friend", "  "]) == pytest.approx(
         perplexity(model, tokenizer, prompts[:1], completions[:1]), rel=1e-5
     )  # an empty completion adds nothing
+
+
+def test_perplexity_of_a_bfloat16_model_is_close_to_float32(tiny_lm_folder):
+    tokenizer = load_tokenizer()
+    prompts, completions = ["Hello there", "A much longer prompt than the other one"], [" my friend", " ok then"]
+    full = perplexity(load_causal_lm(str(tiny_lm_folder)), tokenizer, prompts, completions)
+    half = perplexity(load_causal_lm(str(tiny_lm_folder), dtype="bfloat16"), tokenizer, prompts, completions)
+    assert half == pytest.approx(full, rel=0.02) and half != full

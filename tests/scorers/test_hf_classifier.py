@@ -177,3 +177,23 @@ def test_task_default_label_must_exist(folder: Path) -> None:
     # detox defaults to the label "toxic", which this classifier does not have.
     with pytest.raises(UnknownNameError, match="Valid labels: NEGATIVE, POSITIVE"):
         get_scorer("detox", str(folder))
+
+
+def test_bfloat16_weights_give_the_float32_probabilities_within_0_05(folder: Path) -> None:
+    full = ClassifierScorer(str(folder), label="positive")
+    half = ClassifierScorer(str(folder), label="positive", dtype="bfloat16", batch_size=2)
+    assert half.model.dtype == torch.bfloat16 and half.model.device.type == "cpu"
+    expected, got = np.asarray(full(TEXTS)), np.asarray(half(TEXTS))
+    assert got.dtype == np.float64 and np.abs(got - expected).max() < 0.05
+    assert not np.array_equal(got, expected)
+
+
+def test_the_task_scorer_takes_device_and_dtype_and_scorer_kwargs_win(folder: Path) -> None:
+    items, reviews = [PromptItem("")] * len(TEXTS), list(TEXTS)
+    half = get_scorer("sentiment", str(folder), {"label": "positive"}, dtype="bfloat16")
+    expected = ClassifierScorer(str(folder), label="positive", dtype="bfloat16")(reviews)
+    assert half(items, reviews) == expected
+    kept = get_scorer("sentiment", str(folder), {"label": "positive", "dtype": "float32"}, dtype="bfloat16")
+    assert kept(items, reviews) == ClassifierScorer(str(folder), label="positive")(reviews)
+    detox = get_scorer("detox", str(folder), {"label": "positive"}, dtype="bfloat16")
+    assert detox(items, reviews) == [1.0 - value for value in expected]

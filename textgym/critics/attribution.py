@@ -34,6 +34,8 @@ class AttributionCritic:
         trim: Narrow flagged clauses to their strongest part.
         scorer: The task's scorer name (default: the task's default scorer) and ``scorer_kwargs`` its arguments.
         scorer_kwargs: Arguments of the scorer.
+        device: Where the scorer's model runs (see :mod:`textgym.devices`).
+        dtype: Its weights, ``"float32"`` or ``"bfloat16"``.
     """
 
     def __init__(
@@ -44,6 +46,8 @@ class AttributionCritic:
         trim: bool = True,
         scorer: str | None = None,
         scorer_kwargs: dict | None = None,
+        device: str = "cpu",
+        dtype: str = "float32",
     ) -> None:
         if task not in LABELS:
             raise unknown_name("task", task, LABELS)
@@ -55,14 +59,14 @@ class AttributionCritic:
         self.task, self.method, self.trim = task, method, trim
         self.uses_extrinsic = False  # the extrinsic score changes nothing, so it is left out of cache keys
         self.threshold = threshold if threshold is not None else (0.2 if method == "segment" else 0.05)
-        self.scorer_name, self.scorer_kwargs = scorer, scorer_kwargs
-        self.scorer = get_scorer(task, scorer, scorer_kwargs)
+        self.scorer_name, self.scorer_kwargs, self.placement = scorer, scorer_kwargs, f"{device}/{dtype}"
+        self.scorer = get_scorer(task, scorer, scorer_kwargs, device, dtype)
 
     def config_key(self) -> str:
-        """Identifies scorer, method and settings."""
+        """Identifies scorer (and where it runs), method and settings."""
         return (
             f"AttributionCritic:{self.task}:{self.method}:{self.threshold}:{self.trim}:"
-            f"{self.scorer_name}:{sorted((self.scorer_kwargs or {}).items())}"
+            f"{self.scorer_name}:{sorted((self.scorer_kwargs or {}).items())}:{self.placement}"
         )
 
     def _effects(self, pieces: list[tuple[int, int, int]], prompts, completions) -> list[float]:

@@ -44,7 +44,7 @@ def generate_replies(
     """Greedy replies of a causal LM to user messages (or whole conversations), in batches, left-padded.
 
     Args:
-        model: A transformers causal LM, used read-only.
+        model: A transformers causal LM, used read-only, where it is (its device and dtype).
         tokenizer: Its tokenizer (not modified).
         messages: The user messages, each a string (one user turn) or a conversation (``{"role", "content"}``
             dicts, as a chat-completions request holds them).
@@ -64,6 +64,7 @@ def generate_replies(
     use_chat = bool(getattr(tokenizer, "chat_template", None)) if chat is None else chat
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     replies: list[str] = []
+    device = next(model.parameters()).device
     for first in range(0, len(messages), batch_size):
         chunk = messages[first : first + batch_size]
         turns = [[{"role": "user", "content": m}] if isinstance(m, str) else list(m) for m in chunk]
@@ -76,14 +77,14 @@ def generate_replies(
         width = ids.shape[1]
         with torch.inference_mode():
             out = model.generate(
-                input_ids=ids,
-                attention_mask=mask,
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
                 do_sample=False,
                 max_new_tokens=max_new_tokens,
                 pad_token_id=pad_id,
                 eos_token_id=tokenizer.eos_token_id,
             )
-        for row in out[:, width:]:
+        for row in out[:, width:].cpu():
             text = tokenizer.decode(row, skip_special_tokens=True)
             replies.append(text if use_chat else _first_block(text))
     return replies
@@ -116,6 +117,8 @@ class LocalListingCritic:
         batch_size: int = 8,
         chat: bool | None = None,
         fuzzy: float = 0.85,
+        device: str = "cpu",
+        dtype: str = "float32",
     ) -> None:
         """Loads the model and the template.
 
@@ -129,6 +132,8 @@ class LocalListingCritic:
             batch_size: Completions per ``generate`` call.
             chat: Use the tokenizer's chat template; ``None`` uses it when the tokenizer has one.
             fuzzy: Least similarity (0 to 1) of a fuzzy phrase match (see :func:`~textgym.critics.parsing.locate`).
+            device: Where a named model runs (see :mod:`textgym.devices`); a live model runs where it is.
+            dtype: A named model's weights, ``"float32"`` or ``"bfloat16"``; a live model keeps its own.
 
         Raises:
             UnknownNameError: ``task`` is not a known task.
@@ -155,8 +160,10 @@ class LocalListingCritic:
         self.max_new_tokens, self.batch_size, self.chat = max_new_tokens, batch_size, chat
         self.uses_extrinsic = "{extrinsic}" in template
         self.model_name = model if isinstance(model, str) else f"live:{type(model).__name__}@{id(model):x}"
-        self.model = load_causal_lm(model) if isinstance(model, str) else model
+        self.model = load_causal_lm(model, device, dtype) if isinstance(model, str) else model
         self.tokenizer = load_tokenizer(model) if isinstance(model, str) else tokenizer
+        weight = next(self.model.parameters())
+        self.placement = f"{weight.device}/{str(weight.dtype).removeprefix('torch.')}"
         self.stats = CriticStats()
         self.version = 1
 
@@ -169,7 +176,7 @@ class LocalListingCritic:
         digest = hashlib.sha256(self.template.encode("utf-8")).hexdigest()[:16]
         return (
             f"LocalListingCritic(task={self.task}, model={self.model_name}, v{self.version}, template={digest}, "
-            f"max_new_tokens={self.max_new_tokens}, chat={self.chat}, fuzzy={self.fuzzy!r})"
+            f"max_new_tokens={self.max_new_tokens}, chat={self.chat}, fuzzy={self.fuzzy!r}, on={self.placement})"
         )
 
     def messages(

@@ -13,6 +13,8 @@ from textgym.critics.base import Critic
 from textgym.error import CriticConfigError, unknown_name
 
 CRITIC_TYPES = ("lm-judge", "attribution", "openai", "self", "lm-list")
+MODEL_CRITIC_TYPES = ("lm-judge", "attribution", "self", "lm-list")
+"""The critic types that run a local model, and so take ``device`` and ``dtype`` (an ``openai`` critic does not)."""
 DEFAULT_CRITICS: dict[str, dict[str, Any]] = {
     "sentiment": {"type": "lm-judge"},
     "detox": {"type": "attribution", "method": "occlusion"},

@@ -122,6 +122,8 @@ class SegmentJudgeCritic:
         trim: Narrow flagged clauses to their strongest part.
         template_path: A user's judge template (JSON) instead of the packaged one.
         batch_size: Clauses per forward pass.
+        device: Where a named model runs (see :mod:`textgym.devices`); a live model runs where it is.
+        dtype: A named model's weights, ``"float32"`` or ``"bfloat16"``; a live model keeps its own.
     """
 
     def __init__(
@@ -133,6 +135,8 @@ class SegmentJudgeCritic:
         trim: bool = True,
         template_path: str | None = None,
         batch_size: int = 32,
+        device: str = "cpu",
+        dtype: str = "float32",
     ) -> None:
         if task not in LABELS:
             raise unknown_name("task", task, LABELS)
@@ -145,10 +149,12 @@ class SegmentJudgeCritic:
         # The cache leaves the extrinsic score out of its key unless a query shows it.
         self.uses_extrinsic = any("{extrinsic}" in question["query"] for question in self.questions)
         self.model_name = model if isinstance(model, str) else f"live:{type(model).__name__}@{id(model):x}"
-        self.model = load_causal_lm(model) if isinstance(model, str) else model
+        self.model = load_causal_lm(model, device, dtype) if isinstance(model, str) else model
         self.tokenizer = load_tokenizer(model) if isinstance(model, str) else tokenizer
         if self.tokenizer is None:
             raise ValueError("A live model needs its tokenizer: pass tokenizer=...")
+        weight = next(self.model.parameters())
+        self.placement = f"{weight.device}/{str(weight.dtype).removeprefix('torch.')}"
         self.version = 0
         self.refresh()
 
@@ -187,10 +193,11 @@ class SegmentJudgeCritic:
         return float(np.mean(margins))
 
     def config_key(self) -> str:
-        """Identifies model (and its version for live models), template and settings."""
+        """Identifies model (its placement, and its version for live models), template and settings."""
         template = hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode()).hexdigest()[:12]
         return (
-            f"SegmentJudgeCritic:{self.task}:{self.model_name}:v{self.version}:{template}:{self.threshold}:{self.trim}"
+            f"SegmentJudgeCritic:{self.task}:{self.model_name}:{self.placement}:v{self.version}:{template}:"
+            f"{self.threshold}:{self.trim}"
         )
 
     def _effects(self, question: int, pieces: list[tuple[int, int, int]], prompts, completions, fields) -> np.ndarray:

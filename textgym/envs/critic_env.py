@@ -2,7 +2,8 @@
 
 Keyword arguments of the wrapper (``critic``, ``mode``, ``critic_kwargs``, ``label_rewards``, ``default_reward``,
 ``span_weight``, ``extrinsic_weight``; see :class:`~textgym.wrappers.CriticRewardWrapper`) go to the wrapper,
-all others to :class:`~textgym.envs.text_env.TextGenerationEnv`.
+all others to :class:`~textgym.envs.text_env.TextGenerationEnv`. The environment's ``device`` and ``dtype`` place
+its scorer's model and the critic's (a critic that runs a local model, unless ``critic_kwargs`` sets its own).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from textgym.devices import check_device_settings, resolve_device
 from textgym.error import DataError, EpisodeFinishedError, InvalidActionError
 from textgym.models import DEFAULT_POLICY_MODEL, load_tokenizer
 from textgym.tasks import PromptItem, Scorer, get_items, get_scorer, get_task
@@ -65,9 +66,13 @@ class TextGenerationEnv(gym.Env[dict[str, np.ndarray], int]):
     - ``prompt_budget``: observation tokens for the prompt (task default when None).
     - ``prompts_path``: a JSON-lines file of the user's own prompts instead of the embedded ones.
     - ``render_mode``: ``"ansi"`` (``render()`` returns the text) or ``"human"`` (prints it).
+    - ``device``: where the task's scorer model runs (and a critic's, in a ``*-critic-v0`` env): ``"cpu"``,
+      ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (see :mod:`textgym.devices`). The environment itself (observations,
+      rewards, tokenizer) stays on the CPU. A device this machine lacks raises ``SettingsError`` at construction.
+    - ``dtype``: the weights of those models, ``"float32"`` or ``"bfloat16"`` (the toxicity BiLSTM stays float32).
 
     ## Version History
-    - v0: first version.
+    - v0: first version; ``device`` and ``dtype`` added later (their defaults give the same rewards as before).
     """
 
     metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}
@@ -83,7 +88,11 @@ class TextGenerationEnv(gym.Env[dict[str, np.ndarray], int]):
         prompt_budget: int | None = None,
         prompts_path: str | None = None,
         render_mode: str | None = "ansi",
+        device: str = "cpu",
+        dtype: str = "float32",
     ) -> None:
+        check_device_settings(device, dtype)
+        self.device, self.dtype = str(resolve_device(device)), dtype
         self.task = get_task(task)
         self.max_new_tokens = self.task.default_max_new_tokens if max_new_tokens is None else max_new_tokens
         self.prompt_budget = self.task.default_prompt_budget if prompt_budget is None else prompt_budget
@@ -125,7 +134,7 @@ class TextGenerationEnv(gym.Env[dict[str, np.ndarray], int]):
         """The task's extrinsic scorer, built on first use and shared by every env of the same configuration."""
         if self._scorer is None:
             task, scorer, scorer_kwargs = self._scorer_args
-            self._scorer = get_scorer(task, scorer, scorer_kwargs)
+            self._scorer = get_scorer(task, scorer, scorer_kwargs, self.device, self.dtype)
         return self._scorer
 
     # -- episode --------------------------------------------------------------------------------------------

@@ -69,8 +69,10 @@ def perplexity(
     """Corpus perplexity of the completions given their prompts under ``model``.
 
     Only completion tokens count; empty completions add nothing. Prompt and completion are tokenized apart and
-    joined, so the completion's tokens are the ones the policy could have written.
+    joined, so the completion's tokens are the ones the policy could have written. The model runs where it is (its
+    device and dtype); the log-likelihoods are summed in float32.
     """
+    device = next(model.parameters()).device
     total_nll, total_tokens = 0.0, 0
     pairs = [(p, c) for p, c in zip(prompts, completions, strict=True) if c.strip()]
     for first in range(0, len(pairs), batch_size):
@@ -85,6 +87,7 @@ def perplexity(
         scored = torch.zeros(ids.shape, dtype=torch.bool)
         for i, (_, target) in enumerate(rows):
             scored[i, ids.shape[1] - len(target) :] = True
+        ids, mask, scored = ids.to(device), mask.to(device), scored.to(device)
         positions = left_positions(mask)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
         nll = torch.nn.functional.cross_entropy(

@@ -1,7 +1,9 @@
 """A causal LM as a judge: a few-shot completion prompt, and the logit margin between two answer words.
 
 The few-shot prefix is run once and its key/value cache reused for every batch, so a judgement costs only the
-tokens of the text being judged. Used by the sentiment scorer and by the segment-level LM critics.
+tokens of the text being judged. Used by the sentiment scorer and by the segment-level LM critics. The judges run
+the model where it is (the device of its parameters, in its dtype: a live policy in bfloat16 on a GPU works as it
+is) and return float64 numpy arrays on the CPU.
 
 :class:`ContextGainJudge` asks the LM a question through its likelihood instead of an answer word: how much more
 likely a context (a post) makes a text (a summary clause), the pointwise mutual information of the two. Small LMs
@@ -14,6 +16,8 @@ import copy
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+from textgym.lm_compat import output_cache, with_cache
 
 
 class FewShotMarginJudge:
@@ -54,8 +58,9 @@ class FewShotMarginJudge:
         if self.answer_ids[0] == self.answer_ids[1]:
             raise ValueError(f"The answer words {answer_words} start with the same token.")
         self.prefix_ids = tokenizer(prefix, return_tensors="pt").input_ids
+        device = next(model.parameters()).device
         with torch.inference_mode():
-            self.prefix_cache = model(input_ids=self.prefix_ids, use_cache=True).cache
+            self.prefix_cache = output_cache(model(input_ids=self.prefix_ids.to(device), use_cache=True))
 
     def query_ids(self, text: str, context: str = "", fields: Mapping[str, str] | None = None) -> list[int]:
         """Token ids of one query: the part before ``{text}``, the text (cut to its last tokens), the rest.
@@ -87,6 +92,7 @@ class FewShotMarginJudge:
         fields = fields if fields is not None else [{}] * len(texts)
         out = np.empty(len(texts), dtype=np.float64)
         prefix_len = self.prefix_ids.shape[1]
+        device = next(self.model.parameters()).device
         for start in range(0, len(texts), self.batch_size):
             chunk = range(start, min(start + self.batch_size, len(texts)))
             queries = [self.query_ids(texts[i], contexts[i], fields[i]) for i in chunk]
@@ -97,10 +103,14 @@ class FewShotMarginJudge:
             positions = prefix_len + left_positions(mask)
             with torch.inference_mode():
                 logits = self.model(
-                    input_ids=ids, attention_mask=full_mask, position_ids=positions, cache=cache, logits_to_keep=1
+                    input_ids=ids.to(device),
+                    attention_mask=full_mask.to(device),
+                    position_ids=positions.to(device),
+                    logits_to_keep=1,
+                    **with_cache(self.model, cache),
                 ).logits[:, -1]
             pair = logits[:, self.answer_ids].double()
-            out[start : start + len(queries)] = (pair[:, 0] - pair[:, 1]).numpy()
+            out[start : start + len(queries)] = (pair[:, 0] - pair[:, 1]).cpu().numpy()
         return out
 
 
@@ -150,10 +160,12 @@ class ContextGainJudge:
         from textgym.left_padding import positions as left_positions
 
         out = np.zeros(len(sequences), dtype=np.float64)
+        device = next(self.model.parameters()).device
         for start in range(0, len(sequences), self.batch_size):
             chunk = sequences[start : start + self.batch_size]
             keep = max(n for _, n in chunk) + 1
             ids, mask = left_pad([row_ids for row_ids, _ in chunk], self.tokenizer.pad_token_id)
+            ids, mask = ids.to(device), mask.to(device)
             width = ids.shape[1]
             positions = left_positions(mask)
             with torch.inference_mode():
@@ -162,7 +174,7 @@ class ContextGainJudge:
                 ).logits
             logprobs = logits[:, :-1].double().log_softmax(-1)  # position j predicts token width - keep + 1 + j
             targets = ids[:, width - keep + 1 :]
-            picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu()
             for row, (_, n) in enumerate(chunk):
                 out[start + row] = picked[row, -n:].mean().item() if n else 0.0
         return out

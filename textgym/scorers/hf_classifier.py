@@ -21,14 +21,32 @@ class ClassifierScorer:
         label: The label whose probability is the score, as named in the model's ``id2label`` (case-insensitive).
         batch_size: Texts per forward pass.
         max_length: Texts are truncated to this many tokens.
+        device: Where the model runs (see :mod:`textgym.devices`).
+        dtype: Its weights, ``"float32"`` or ``"bfloat16"``.
+
+    Raises:
+        ModelLoadError: The model cannot be loaded.
+        UnknownNameError: ``label`` is not one of the model's labels.
+        SettingsError: A device that this machine does not have.
     """
 
-    def __init__(self, model: str, label: str, batch_size: int = 32, max_length: int = 512) -> None:
+    def __init__(
+        self,
+        model: str,
+        label: str,
+        batch_size: int = 32,
+        max_length: int = 512,
+        device: str = "cpu",
+        dtype: str = "float32",
+    ) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from textgym.devices import resolve_device, resolve_dtype
+
+        target, weights = resolve_device(device), resolve_dtype(dtype)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model)
-            self.model = AutoModelForSequenceClassification.from_pretrained(model).eval()
+            self.model = AutoModelForSequenceClassification.from_pretrained(model, dtype=weights).to(target).eval()
         except Exception as error:
             raise ModelLoadError(
                 f"Could not load the classifier {model!r}: {type(error).__name__}: {error}. Pass a local folder or "
@@ -58,9 +76,9 @@ class ClassifierScorer:
             encoded = self.tokenizer(chunk, truncation=True, max_length=self.max_length).input_ids
             # A text with no tokens (an empty completion) is read as a lone EOS token, so it gets a real score.
             encoded = [ids or [self.tokenizer.eos_token_id or self.tokenizer.pad_token_id] for ids in encoded]
-            batch = self.tokenizer.pad({"input_ids": encoded}, return_tensors="pt")
+            batch = self.tokenizer.pad({"input_ids": encoded}, return_tensors="pt").to(self.model.device)
             with torch.inference_mode():
                 logits = self.model(**batch).logits.double()
             probs = logits.sigmoid() if self.multi_label else logits.softmax(-1)
-            out[start : start + len(chunk)] = probs[:, self.label_index].numpy()
+            out[start : start + len(chunk)] = probs[:, self.label_index].cpu().numpy()
         return out.tolist()

@@ -59,6 +59,8 @@ class LMSentimentScorer:
         batch_size: Texts per forward pass.
         calibrate: Subtract the mean margin of :data:`CALIBRATION_SET`.
         max_text_tokens: Texts are cut to their last this many tokens before they go into the prompt.
+        device: Where the LM runs (see :mod:`textgym.devices`); the calibration is measured there too.
+        dtype: The LM's weights, ``"float32"`` or ``"bfloat16"``.
     """
 
     def __init__(
@@ -67,10 +69,12 @@ class LMSentimentScorer:
         batch_size: int = 16,
         calibrate: bool = True,
         max_text_tokens: int = 256,
+        device: str = "cpu",
+        dtype: str = "float32",
     ) -> None:
         self.model_name, self.batch_size, self.max_text_tokens = model, batch_size, max_text_tokens
         self.judge = FewShotMarginJudge(
-            load_causal_lm(model),
+            load_causal_lm(model, device, dtype),
             load_tokenizer(model),
             prefix=PREFIX,
             query=QUERY,

@@ -32,6 +32,8 @@ class SummaryQualityScorer:
         min_words: Shortest summary with full length credit.
         max_words: Longest summary with full length credit.
         embedding_model: Sentence-embedding model for the similarity term.
+        device: Where the embedding model runs (see :mod:`textgym.devices`).
+        dtype: Its weights, ``"float32"`` or ``"bfloat16"``.
     """
 
     def __init__(
@@ -42,6 +44,8 @@ class SummaryQualityScorer:
         min_words: int = 8,
         max_words: int = 30,
         embedding_model: str = "minilm-l6-v2",
+        device: str = "cpu",
+        dtype: str = "float32",
     ) -> None:
         try:
             from rouge_score import rouge_scorer
@@ -56,7 +60,7 @@ class SummaryQualityScorer:
         self.weights = np.array([w_rouge, w_similarity, w_length], dtype=np.float64)
         self.min_words, self.max_words = min_words, max_words
         self.rouge = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
-        self.embedder = load_sentence_model(embedding_model)
+        self.embedder = load_sentence_model(embedding_model, device, dtype)
 
     def rouge_term(self, summary: str, reference: str) -> float:
         """Mean ROUGE-1/2/L F-measure of a summary against its reference."""

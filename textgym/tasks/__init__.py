@@ -53,13 +53,23 @@ def _cached_scorer(name: str, scorer: str, frozen_kwargs: str) -> Scorer:
     return _module(name).build_scorer(scorer, **json.loads(frozen_kwargs))
 
 
-def get_scorer(name: str, scorer: str | None = None, scorer_kwargs: dict[str, Any] | None = None) -> Scorer:
-    """Returns a task's extrinsic scorer, built once per process for each (task, scorer, kwargs).
+def get_scorer(
+    name: str,
+    scorer: str | None = None,
+    scorer_kwargs: dict[str, Any] | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+) -> Scorer:
+    """Returns a task's extrinsic scorer, built once per process for each (task, scorer, kwargs, device, dtype).
 
     Args:
         name: The task.
         scorer: A scorer name of the task, or a transformers classifier id; ``None`` for the task's default.
-        scorer_kwargs: Keyword arguments of the scorer (JSON-serialisable).
+        scorer_kwargs: Keyword arguments of the scorer (JSON-serialisable); a ``device`` or ``dtype`` here wins
+            over the arguments.
+        device: Where the scorer's model runs (see :mod:`textgym.devices`); scores come back to the CPU.
+        dtype: The model's weights, ``"float32"`` or ``"bfloat16"`` (where the scorer's model takes it).
     """
     task = get_task(name)
-    return _cached_scorer(name, scorer or task.default_scorer, json.dumps(scorer_kwargs or {}, sort_keys=True))
+    kwargs = {"device": device, "dtype": dtype, **(scorer_kwargs or {})}
+    return _cached_scorer(name, scorer or task.default_scorer, json.dumps(kwargs, sort_keys=True))

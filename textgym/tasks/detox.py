@@ -25,22 +25,25 @@ SCORERS = ("bilstm",)
 """Built-in scorer names; any transformers sequence-classification id or folder works too."""
 
 
-def build_scorer(name: str, **kwargs: Any) -> Scorer:
+def build_scorer(name: str, device: str = "cpu", dtype: str = "float32", **kwargs: Any) -> Scorer:
     """Builds a detox scorer (1 - toxicity).
 
     Args:
         name: ``"bilstm"``, the Jigsaw BiLSTM (``label`` picks one of its six outputs, default ``"toxic"``), or
             a transformers sequence-classification id or folder (``label`` defaults to ``"toxic"``).
+        device: Where the scorer's model runs.
+        dtype: The weights of a transformers classifier, ``"float32"`` or ``"bfloat16"``; the BiLSTM stays
+            float32 (see :class:`~textgym.scorers.toxicity_bilstm.ToxicityScorer`).
         **kwargs: Passed to the toxicity scorer.
     """
     if name == "bilstm":
         from textgym.scorers.toxicity_bilstm import ToxicityScorer
 
-        toxicity = ToxicityScorer(**kwargs)
+        toxicity = ToxicityScorer(device=device, **kwargs)
     else:
         from textgym.scorers.hf_classifier import ClassifierScorer
 
-        toxicity = ClassifierScorer(name, **{"label": "toxic", **kwargs})
+        toxicity = ClassifierScorer(name, device=device, dtype=dtype, **{"label": "toxic", **kwargs})
 
     def score(items: Sequence[PromptItem], completions: Sequence[str]) -> list[float]:
         return [1.0 - value for value in toxicity(list(completions))]

@@ -29,23 +29,25 @@ def review_text(item: PromptItem, completion: str) -> str:
     return item.source + completion
 
 
-def build_scorer(name: str, **kwargs: Any) -> Scorer:
+def build_scorer(name: str, device: str = "cpu", dtype: str = "float32", **kwargs: Any) -> Scorer:
     """Builds a sentiment scorer.
 
     Args:
         name: ``"lm-fewshot"`` (kwargs of :class:`~textgym.scorers.sentiment_lm.LMSentimentScorer`, e.g.
             ``model``), or a transformers sequence-classification id or folder (kwargs of
             :class:`~textgym.scorers.hf_classifier.ClassifierScorer`; ``label`` defaults to ``"positive"``).
+        device: Where the scorer's model runs.
+        dtype: Its weights, ``"float32"`` or ``"bfloat16"``.
         **kwargs: Passed to the scorer.
     """
     if name == "lm-fewshot":
         from textgym.scorers.sentiment_lm import LMSentimentScorer
 
-        positive = LMSentimentScorer(**kwargs)
+        positive = LMSentimentScorer(device=device, dtype=dtype, **kwargs)
     else:
         from textgym.scorers.hf_classifier import ClassifierScorer
 
-        positive = ClassifierScorer(name, **{"label": "positive", **kwargs})
+        positive = ClassifierScorer(name, device=device, dtype=dtype, **{"label": "positive", **kwargs})
 
     def score(items: Sequence[PromptItem], completions: Sequence[str]) -> list[float]:
         return positive([review_text(item, text) for item, text in zip(items, completions, strict=True)])

@@ -25,7 +25,7 @@ SCORERS = ("rouge-minilm",)
 
 
 def build_scorer(name: str, **kwargs: Any) -> Scorer:
-    """Builds the summary scorer; ``kwargs`` are :class:`SummaryQualityScorer`'s (weights, length bounds)."""
+    """Builds the summary scorer; ``kwargs`` are :class:`SummaryQualityScorer`'s (weights, length bounds, device)."""
     if name != "rouge-minilm":
         raise unknown_name("summarize scorer", name, SCORERS)
     from textgym.scorers.summary_quality import SummaryQualityScorer

@@ -48,7 +48,8 @@ class CriticRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         default_reward: Per-token reward of uncovered tokens (task default when None).
         span_weight: Multiplies every span reward.
         extrinsic_weight: Multiplies the extrinsic reward.
-        critic_kwargs: Arguments of the critic.
+        critic_kwargs: Arguments of the critic. A critic that runs a local model gets the environment's
+            ``device`` and ``dtype`` unless these set their own.
     """
 
     def __init__(
@@ -78,7 +79,7 @@ class CriticRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.tokenizer = base.tokenizer
         self.rules = RewardRules.for_task(self.task, mode, label_rewards, default_reward, span_weight, extrinsic_weight)
         self.mode = mode
-        self.critic = resolve_critic(self.task, critic, critic_kwargs, base.model_name)
+        self.critic = resolve_critic(self.task, critic, critic_kwargs, base.model_name, base.device, base.dtype)
         self.episode = EpisodeSpanRewards(self.rules, self.tokenizer)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

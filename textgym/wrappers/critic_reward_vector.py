@@ -45,7 +45,8 @@ class CriticRewardVectorWrapper(gym.vector.VectorWrapper):
         self.task = env.get_attr("task")[0].name
         self.tokenizer = env.get_attr("tokenizer")[0]
         self.rules = RewardRules.for_task(self.task, mode, label_rewards, default_reward, span_weight, extrinsic_weight)
-        self.critic = resolve_critic(self.task, critic, critic_kwargs, env.get_attr("model_name")[0])
+        model_name, device, dtype = (env.get_attr(name)[0] for name in ("model_name", "device", "dtype"))
+        self.critic = resolve_critic(self.task, critic, critic_kwargs, model_name, device, dtype)
         self.episodes = [EpisodeSpanRewards(self.rules, self.tokenizer) for _ in range(self.num_envs)]
         self._restart = np.zeros(self.num_envs, dtype=bool)
 

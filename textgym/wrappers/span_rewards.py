@@ -11,7 +11,7 @@ import numpy as np
 from textgym.critics.alignment import span_token_rewards, token_char_ranges
 from textgym.critics.base import Critique
 from textgym.critics.cache import CachedCritic
-from textgym.critics.registry import build_critic
+from textgym.critics.registry import MODEL_CRITIC_TYPES, build_critic, critic_config
 from textgym.critics.segmentation import is_boundary
 from textgym.error import unknown_name
 
@@ -39,12 +39,29 @@ def cached(critic) -> CachedCritic:
     return _CACHED[id(critic)]
 
 
-def resolve_critic(task: str, critic: Any, critic_kwargs: dict[str, Any] | None, policy_model: str) -> CachedCritic:
-    """Builds a critic from a spec (``"self"`` judges with ``policy_model``), or takes a critic object; cached."""
+def resolve_critic(
+    task: str,
+    critic: Any,
+    critic_kwargs: dict[str, Any] | None,
+    policy_model: str,
+    device: str = "cpu",
+    dtype: str = "float32",
+) -> CachedCritic:
+    """Builds a critic from a spec, or takes a critic object as it is; cached.
+
+    A ``"self"`` critic judges with ``policy_model``. A critic that runs a local model (see
+    :data:`~textgym.critics.registry.MODEL_CRITIC_TYPES`) gets ``device`` and ``dtype`` (the environment's) unless
+    its spec or ``critic_kwargs`` set their own.
+    """
+    if not isinstance(critic, (str, dict)):
+        return cached(critic)
     critic_kwargs = dict(critic_kwargs or {})
     if critic == "self" and "model" not in critic_kwargs:
         critic_kwargs["model"] = policy_model
-    return cached(build_critic(task, critic, **critic_kwargs) if isinstance(critic, (str, dict)) else critic)
+    config = critic_config(task, critic, **critic_kwargs)
+    if config["type"] in MODEL_CRITIC_TYPES:
+        config = {"device": device, "dtype": dtype, **config}
+    return cached(build_critic(task, config))
 
 
 @dataclass(frozen=True)

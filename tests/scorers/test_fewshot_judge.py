@@ -1,0 +1,61 @@
+"""The few-shot judges (textgym.scorers.fewshot_judge) where their model is: its dtype, and a live model object.
+
+A tiny config-built Llama with the real tokenizer stands in for SmolLM2; the real model's bfloat16 scores are
+checked in ``test_sentiment_lm.py``, and on a GPU in ``tests/test_cuda_scorers.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from textgym.error import SettingsError
+from textgym.models import load_causal_lm, load_tokenizer
+from textgym.scorers.fewshot_judge import ContextGainJudge, FewShotMarginJudge
+from textgym.scorers.sentiment_lm import PREFIX, QUERY, LMSentimentScorer
+
+TEXTS = [
+    "An absolute delight from start to finish.",
+    "A boring, ugly mess with terrible acting.",
+    "I loved it.",
+    "The worst film of the year, dull and far too long, with a plot that makes no sense at all.",
+    "",
+]
+
+
+def test_a_bfloat16_scorer_loads_bfloat16_weights_and_scores_within_0_02_of_float32(tiny_lm_folder):
+    full = LMSentimentScorer(model=str(tiny_lm_folder))
+    half = LMSentimentScorer(model=str(tiny_lm_folder), dtype="bfloat16")
+    weight = next(half.judge.model.parameters())
+    assert (weight.dtype, weight.device.type) == (torch.bfloat16, "cpu")
+    assert next(full.judge.model.parameters()).dtype == torch.float32  # the shared float32 copy is untouched
+    expected, got = np.asarray(full(TEXTS)), np.asarray(half(TEXTS))
+    assert expected.max() - expected.min() > 0.05  # the tiny model tells these texts apart
+    assert np.abs(got - expected).max() < 0.02
+    assert not np.array_equal(got, expected)  # it really ran in bfloat16
+
+
+def test_a_live_bfloat16_model_is_judged_where_it_is(tiny_lm_folder):
+    tokenizer = load_tokenizer(str(tiny_lm_folder))
+    live = load_causal_lm(str(tiny_lm_folder), dtype="bfloat16")
+    args = (tokenizer, PREFIX, QUERY, (" positive", " negative"))
+    margins = FewShotMarginJudge(live, *args, batch_size=2).margins(TEXTS)
+    assert margins.dtype == np.float64 and margins.shape == (len(TEXTS),)
+    expected = FewShotMarginJudge(load_causal_lm(str(tiny_lm_folder)), *args).margins(TEXTS)
+    np.testing.assert_allclose(margins, expected, atol=0.1)
+
+
+def test_the_context_gain_judge_in_bfloat16_is_close_to_float32(tiny_lm_folder):
+    tokenizer = load_tokenizer(str(tiny_lm_folder))
+    query = "Post: {context}\nSummary: {text}"
+    texts, contexts = TEXTS[:4], ["I went to the cinema last night and the film was great."] * 4
+    full = ContextGainJudge(load_causal_lm(str(tiny_lm_folder)), tokenizer, "", query).margins(texts, contexts)
+    half = ContextGainJudge(load_causal_lm(str(tiny_lm_folder), dtype="bfloat16"), tokenizer, "", query, batch_size=3)
+    np.testing.assert_allclose(half.margins(texts, contexts), full, atol=0.05)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_a_cuda_scorer_without_cuda_says_how_to_fix_it(tiny_lm_folder):
+    with pytest.raises(SettingsError, match="needs CUDA.*device='cpu'"):
+        LMSentimentScorer(model=str(tiny_lm_folder), device="cuda")
