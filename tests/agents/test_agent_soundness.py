@@ -145,3 +145,13 @@ def test_episodes_ending_at_eos_are_counted(tiny):
     eos = [bool(batch.tokens[i, lengths[i] - 1] == eos_id) for i in range(len(lengths))]
     assert batch.terminated.tolist() == eos
     assert np.mean(batch.terminated) == pytest.approx(float(np.mean(eos)))
+
+
+def test_inverse_cdf_sampling_draws_from_the_distribution_and_never_a_zero_probability_token():
+    from textgym.agents.lm_rollout import sample
+
+    probs = torch.tensor([[0.0, 0.5, 0.0, 0.3, 0.2, 0.0]]).repeat(20_000, 1)
+    draws = sample(probs, torch.Generator().manual_seed(0))
+    counts = torch.bincount(draws, minlength=6).double() / len(draws)
+    assert counts[[0, 2, 5]].sum() == 0
+    torch.testing.assert_close(counts, probs[0].double(), atol=0.015, rtol=0)
