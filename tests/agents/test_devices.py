@@ -57,6 +57,8 @@ def test_bfloat16_policy_and_reference_train_on_the_cpu(tiny):
     assert agent.policy.lm.model.layers[1].mlp.up_proj.weight.dtype == torch.bfloat16
     assert agent.reference.model.layers[1].mlp.up_proj.weight.dtype == torch.bfloat16
     assert agent.trunk.enabled
+    # The env stays on the CPU; its scorer and critic models are told the agent's device and dtype.
+    assert agent.envs.get_attr("device")[0] == "cpu" and agent.envs.get_attr("dtype")[0] == "bfloat16"
     stats = agent.step()
     assert all(torch.isfinite(torch.tensor(value)) for key, value in stats.items() if key.startswith(("loss", "kl")))
     # The float32 model that the env's scorers share is not touched by the bf16 copy.

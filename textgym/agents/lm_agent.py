@@ -197,7 +197,8 @@ class LMAgent:
         self.device = resolve_device(config.device)
         self.policy, self.reference = build_policy(config.model, config.freeze_layers, str(self.device), config.dtype)
         self.trunk = SharedTrunk(self.policy.lm, self.reference, self.policy.frozen_layers)
-        env_kwargs = {"model": config.model, **config.env_kwargs}
+        # The env stays on the CPU; its scorer's and critic's models follow the policy's device and dtype.
+        env_kwargs = {"model": config.model, "device": str(self.device), "dtype": config.dtype, **config.env_kwargs}
         if config.self_critique:
             env_kwargs["critic"] = self._self_critic(env_kwargs)
         self.envs = gym.make_vec(
@@ -433,7 +434,8 @@ class LMAgent:
         c = self.config
         episodes = c.eval_episodes if episodes is None else episodes
         if not hasattr(self, "eval_envs"):
-            self.eval_envs = make_eval_envs(c.env_id, c.model, min(c.num_envs, episodes), c.env_kwargs)
+            placement = {"device": str(self.device), "dtype": c.dtype}
+            self.eval_envs = make_eval_envs(c.env_id, c.model, min(c.num_envs, episodes), {**placement, **c.env_kwargs})
         return evaluate_lm(
             self.eval_envs, self.policy.lm, self.reference, episodes, c.temperature, c.top_k, c.top_p, self.trunk
         )

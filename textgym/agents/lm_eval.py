@@ -16,7 +16,7 @@ from textgym.agents.lm_policy import SharedTrunk, reference_logits, token_logpro
 from textgym.agents.lm_rollout import collect
 
 EVAL_SEED = 1_000_000  # eval episodes use their own seeds, far from the training ones
-ENV_KWARGS_KEPT = ("max_new_tokens", "prompt_budget", "prompts_path")
+ENV_KWARGS_KEPT = ("max_new_tokens", "prompt_budget", "prompts_path", "device", "dtype")
 
 
 def make_eval_envs(
