@@ -21,9 +21,38 @@ RLOO uses the mean of the *other* completions and no scale (Kool et al. 2019, Ah
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from textgym.agents.lm_agent import LMAgent
+
 CREDITS = ("sequence", "returns-to-go")
+
+
+def group_setting_errors(config: Any) -> list[str]:
+    """The failed rules of a group agent's ``samples_per_prompt`` and ``credit`` settings."""
+    checks = {
+        "samples_per_prompt >= 2 and dividing num_envs": config.samples_per_prompt >= 2
+        and config.num_envs % config.samples_per_prompt == 0,
+        f"credit in {CREDITS}": config.credit in CREDITS,
+    }
+    return [rule for rule, ok in checks.items() if not ok]
+
+
+class GroupAgent(LMAgent):
+    """An LM agent that samples ``samples_per_prompt`` completions of each prompt and has no value function.
+
+    Its optimizer holds only the LM's trainable parameters; each prompt's reset seed is repeated for its group.
+    """
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.optimizer = torch.optim.Adam(self.optimizer_groups()[:1])
+
+    def seeds(self, iteration: int) -> list[int]:
+        """Each prompt's reset seed repeated ``samples_per_prompt`` times (same seed, same prompt)."""
+        return grouped_seeds(super().seeds(iteration), self.config.samples_per_prompt)
 
 
 def grouped_seeds(seeds: list[int], group: int) -> list[int]:

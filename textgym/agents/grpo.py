@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
-from textgym.agents.group import CREDITS, group_advantages, grouped_seeds
-from textgym.agents.lm_agent import LMAgent, LMAgentConfig, finite, masked_mean
+from textgym.agents.group import GroupAgent, group_advantages, group_setting_errors
+from textgym.agents.lm_agent import LMAgentConfig, finite, masked_mean
 from textgym.agents.lm_policy import token_entropy
 from textgym.agents.lm_rollout import Batch
 
@@ -54,13 +54,10 @@ class GRPOConfig(LMAgentConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         checks = {
-            "samples_per_prompt >= 2 and dividing num_envs": self.samples_per_prompt >= 2
-            and self.num_envs % self.samples_per_prompt == 0,
-            f"credit in {CREDITS}": self.credit in CREDITS,
             "epochs >= 1": self.epochs >= 1,
             "1 <= minibatches <= num_envs": 1 <= self.minibatches <= self.num_envs,
         }
-        failed = [rule for rule, ok in checks.items() if not ok]
+        failed = group_setting_errors(self) + [rule for rule, ok in checks.items() if not ok]
         if failed:
             from textgym.error import SettingsError
 
@@ -73,18 +70,10 @@ def k3_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
     return delta.exp() - delta - 1
 
 
-class GRPO(LMAgent):
+class GRPO(GroupAgent):
     """The GRPO agent; :meth:`step` runs one iteration. Train with :func:`textgym.training.train`."""
 
     config: GRPOConfig
-
-    def __init__(self, config: GRPOConfig) -> None:
-        super().__init__(config)
-        self.optimizer = torch.optim.Adam(self.optimizer_groups()[:1])
-
-    def seeds(self, iteration: int) -> list[int]:
-        """Each prompt's reset seed repeated ``samples_per_prompt`` times (same seed, same prompt)."""
-        return grouped_seeds(super().seeds(iteration), self.config.samples_per_prompt)
 
     def update(self, batch: Batch) -> dict[str, float]:
         """Group-relative advantages, then clipped surrogate steps with a k3 KL penalty to the reference."""

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from textgym.agents.group import group_advantages, grouped_seeds
-from textgym.agents.lm_agent import LMAgent, LMAgentConfig, finite
+from textgym.agents.group import GroupAgent, group_advantages, group_setting_errors
+from textgym.agents.lm_agent import LMAgentConfig, finite
 from textgym.agents.lm_rollout import Batch
 
 
@@ -35,6 +35,14 @@ class RLOOConfig(LMAgentConfig):
     samples_per_prompt: int = 4
     credit: str = "sequence"
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        failed = group_setting_errors(self)
+        if failed:
+            from textgym.error import SettingsError
+
+            raise SettingsError(f"Invalid settings: need {'; '.join(failed)}.")
+
 
 def leave_one_out_advantages(returns: torch.Tensor, group: int) -> torch.Tensor:
     """Each return minus the mean of the other returns of its group (consecutive blocks of ``group``)."""
@@ -43,23 +51,10 @@ def leave_one_out_advantages(returns: torch.Tensor, group: int) -> torch.Tensor:
     return (blocks - others).reshape(-1)
 
 
-class RLOO(LMAgent):
+class RLOO(GroupAgent):
     """The RLOO agent; :meth:`step` runs one iteration."""
 
     config: RLOOConfig
-
-    def __init__(self, config: RLOOConfig) -> None:
-        if config.samples_per_prompt < 2 or config.num_envs % config.samples_per_prompt:
-            raise ValueError(
-                f"samples_per_prompt must be at least 2 and divide num_envs; got {config.samples_per_prompt} "
-                f"and {config.num_envs}."
-            )
-        super().__init__(config)
-        self.optimizer = torch.optim.Adam(self.optimizer_groups()[:1])
-
-    def seeds(self, iteration: int) -> list[int]:
-        """Each prompt's reset seed repeated ``samples_per_prompt`` times (same seed, same prompt)."""
-        return grouped_seeds(super().seeds(iteration), self.config.samples_per_prompt)
 
     def update(self, batch: Batch) -> dict[str, float]:
         """One REINFORCE step with leave-one-out advantages (undone if it leaves the trust region)."""
