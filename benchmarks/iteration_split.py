@@ -3,7 +3,8 @@
 Runs the same LM-PPO settings on two source trees side by side: ``--before`` (a checkout of the code before the
 change, e.g. ``git worktree add /tmp/before bf2d65c``) and this tree. Each tree runs in fresh processes with one
 torch thread, alternating (before, after, before, after, ...) so that any other load on the machine falls on both
-alike; each process runs one warm-up iteration and then the timed ones. The split follows
+alike; each process runs one warm-up iteration and then the timed ones, timed in process CPU seconds (one thread:
+far less sensitive than wall time to the other load on a shared machine). The split follows
 ``benchmarks/lmppo_throughput.py``: sampling = token-by-token generation (rollout time less the task scorer's and the
 critic's), scoring = the task's extrinsic scorer, critic = critic calls, update = everything after the rollout (the
 policy/reference scoring pass and the PPO epochs). Both trees take the same number of optimizer steps (2 epochs x 2
@@ -45,15 +46,15 @@ def measure(config: dict, iterations: int) -> dict:
     config.update({key: value for key, value in {"max_update_kl": None, "device": "cpu"}.items() if key in names})
     config["env_kwargs"] = {"max_new_tokens": 20, **config.get("env_kwargs", {})}
     agent = LMPPO(LMPPOConfig(**config))
-    clocks = {"critic": 0.0, "scoring": 0.0}
+    clocks = {"critic": 0.0, "scoring": 0.0, "rollout": 0.0, "update": 0.0}
 
     def timed(name, function):
         def wrapper(*args, **kwargs):
-            start = time.perf_counter()
+            start = time.process_time()
             try:
                 return function(*args, **kwargs)
             finally:
-                clocks[name] += time.perf_counter() - start
+                clocks[name] += time.process_time() - start
 
         return wrapper
 
@@ -62,19 +63,18 @@ def measure(config: dict, iterations: int) -> dict:
         critic.critique = timed("critic", critic.critique)
     first = agent.envs.unwrapped.envs[0]  # the vector env scores every finished episode through its first env
     first._scorer = timed("scoring", first.scorer)
+    agent.rollout = timed("rollout", agent.rollout)
+    agent.update = timed("update", agent.update)
     agent.step()
     for key in clocks:
         clocks[key] = 0.0
-    rollout = update = 0.0
     for _ in range(iterations):
-        stats = agent.step()
-        rollout += stats["time/rollout_s"]
-        update += stats["time/update_s"] + stats.get("time/score_s", 0.0)
+        agent.step()
     per = {
-        "sampling": (rollout - clocks["critic"] - clocks["scoring"]) / iterations,
+        "sampling": (clocks["rollout"] - clocks["critic"] - clocks["scoring"]) / iterations,
         "scoring": clocks["scoring"] / iterations,
         "critic": clocks["critic"] / iterations,
-        "update": update / iterations,
+        "update": clocks["update"] / iterations,
     }
     per["total"] = sum(per.values())
     return per
@@ -121,8 +121,8 @@ def main() -> None:
                 {
                     "setting": setting,
                     "part": part,
-                    "before s/iter": before,
-                    "after s/iter": after,
+                    "before CPU-s/iter": before,
+                    "after CPU-s/iter": after,
                     "after / before": after / before if before else float("nan"),
                 }
             )
@@ -131,8 +131,9 @@ def main() -> None:
         rows,
         notes=f"LM-PPO, SmolLM2-135M fp32, 8 envs x 20 new tokens, 2 epochs x 2 minibatches on both sides (trust "
         f"region off on the new side), one torch thread; {args.rounds} rounds x {args.iterations} timed iterations "
-        f"per tree, the trees alternating in fresh processes. before = {trees['before']} (the code before issue 10), "
-        f"after = this tree. Other processes shared the 2 cores during the run; both sides alike.",
+        f"per tree, the trees alternating in fresh processes, process CPU seconds per iteration. before = "
+        f"{trees['before']} (the code before issue 10), after = this tree. Other processes shared the 2 cores "
+        "during the run; both sides alike.",
     )
 
 
