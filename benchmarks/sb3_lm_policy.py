@@ -53,7 +53,7 @@ def main() -> None:
         rows,
         notes=f"SB3 with TextGymLMPolicy (SmolLM2-135M, 60 % of layers frozen), 1 env, n_steps={args.n_steps}, "
         f"lr={args.learning_rate}, TokenRewardCredit; eval = mean extrinsic reward on 32 eval prompts "
-        "(sampling, fixed seeds). SB3 recomputes the whole observation each step (no KV cache).",
+        "(sampling, fixed seeds). Speed of the SB3 paths (KV cache, episode minibatches): sb3_throughput.md.",
     )
 
 

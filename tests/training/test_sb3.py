@@ -1,4 +1,4 @@
-"""SB3 runs: their settings (a validated dataclass) reach the SB3 algorithm, gamma and lambda LM-PPO's by default."""
+"""SB3 runs: settings (a validated dataclass) reach SB3; LM-PPO's gamma and lambda and the fast paths by default."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from stable_baselines3 import A2C, PPO
 
 from tests.tiny_model import save_tiny_causal_lm
 from textgym.agents.lm_ppo import LMPPOConfig
+from textgym.agents.sb3 import EpisodeRolloutBuffer
 from textgym.error import SettingsError, UnknownNameError
 from textgym.training import train
 from textgym.training.sb3_config import SB3Config, SB3PPOConfig
@@ -47,6 +48,9 @@ def test_sb3_takes_its_settings_from_the_config(tiny, tmp_path):
     assert (model.gamma, model.gae_lambda, model.n_epochs) == (0.9, 0.8, 3)
     assert model.batch_size == 2  # cut to n_steps
     assert model.device == torch.device("cpu")
+    # The fast paths are the loop's defaults: episode minibatches, and the policy's cache and prefix sharing.
+    assert model.rollout_buffer_class is EpisodeRolloutBuffer
+    assert model.policy.kv_cache and model.policy.group_prefixes
 
 
 def test_sb3_settings_are_validated_with_a_fix():
@@ -65,3 +69,12 @@ def test_sb3_settings_are_validated_with_a_fix():
 def test_a2c_takes_no_ppo_settings(tiny, tmp_path):
     with pytest.raises(SettingsError, match=r"Unknown settings \['batch_size'\] for SB3Config \(sb3-a2c\)"):
         train("sb3-a2c", one_rollout(tiny, batch_size=4), tmp_path, progress=False)
+
+
+def test_sb3_trains_on_several_envs_in_one_batch(tiny, tmp_path):
+    summary = train("sb3-ppo", one_rollout(tiny, train_envs=2, iterations=2, batch_size=4), tmp_path, progress=False)
+    model = PPO.load(tmp_path / "checkpoint.zip", device="cpu")
+    assert model.n_envs == 2 and model.num_timesteps == 2 * 2 * 2  # iterations x n_steps x train_envs
+    assert model.batch_size == 4 and summary["episodes"] == 4  # episodes of 2 tokens, 2 envs, 2 rollouts
+    with pytest.raises(SettingsError, match="train_envs >= 1"):
+        SB3Config(train_envs=0)

@@ -5,10 +5,16 @@ plus ``reward/extrinsic`` and ``reward/critic`` per rollout), ``metrics.jsonl``,
 written atomically after every rollout), ``summary.json`` and ``learning_curve.png``. ``resume=True`` loads the
 checkpoint and continues with the remaining timesteps; SB3 does not save its random generators, so a resumed SB3
 run continues but is not bit-identical to an uninterrupted one (textgym's own agents are).
+
+The model is built with the fast paths of :mod:`textgym.agents.sb3`: the policy's key/value cache while collecting
+(on by default in :class:`~textgym.agents.sb3.TextGymLMPolicy`) and
+:class:`~textgym.agents.sb3.EpisodeRolloutBuffer`, whose minibatches of whole episodes let one forward pass serve
+all of an episode's steps in the update.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +23,8 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecEnv
 
 from textgym.files import atomic_write
 from textgym.models import load_causal_lm
@@ -63,11 +71,17 @@ class RunLogger(BaseCallback):
         atomic_write(self.run.checkpoint, self.model.save)
 
 
-def build_model(algorithm: type[BaseAlgorithm], config: SB3Config, env: gym.Env, log_dir: str | None = None):
-    """A new SB3 ``algorithm`` (PPO or A2C) with the LM policy on ``env``, set up as ``config`` says."""
-    from textgym.agents.sb3 import TextGymLMPolicy
+def build_model(algorithm: type[BaseAlgorithm], config: SB3Config, env: gym.Env | VecEnv, log_dir: str | None = None):
+    """A new SB3 ``algorithm`` (PPO or A2C) with the LM policy on ``env``, set up as ``config`` says.
 
-    return algorithm(TextGymLMPolicy, env, tensorboard_log=log_dir, **config.algorithm_kwargs())
+    Its rollout buffer is :class:`~textgym.agents.sb3.EpisodeRolloutBuffer` (minibatches of whole episodes).
+    """
+    from textgym.agents.sb3 import EpisodeRolloutBuffer, TextGymLMPolicy
+
+    return algorithm(
+        TextGymLMPolicy, env, tensorboard_log=log_dir, rollout_buffer_class=EpisodeRolloutBuffer,
+        **config.algorithm_kwargs(),
+    )  # fmt: skip
 
 
 def train_sb3(
@@ -94,8 +108,8 @@ def train_sb3(
     c = make_config(spec.name, config)
     algorithm = spec.agent_class()
     run = RunFolder(run_dir, spec.loop).create()
-    env = gym.make(c.env_id, model=c.model, **c.env_kwargs)
-    total = c.iterations * c.n_steps
+    env = make_vec_env(functools.partial(gym.make, c.env_id, model=c.model, **c.env_kwargs), n_envs=c.train_envs)
+    total = c.iterations * c.n_steps * c.train_envs
     if resume and run.checkpoint.exists():
         device = c.algorithm_kwargs()["device"]
         model = algorithm.load(run.checkpoint, env=env, tensorboard_log=str(run.path), device=device)

@@ -26,7 +26,7 @@ class SB3Config:
         model: The policy's model (named, folder or hub id); the env's tokenizer follows it.
         seed: Seeds SB3 (its env resets, sampling and shuffling).
         iterations: Rollouts of ``n_steps`` tokens, each followed by an update.
-        n_steps: Tokens (env steps) per rollout, on one env.
+        n_steps: Tokens (env steps) per rollout, of each training env.
         learning_rate: Adam step size of the LM and its value head (SB3 uses one for both).
         gamma: Discount over tokens.
         lam: GAE lambda.
@@ -34,7 +34,9 @@ class SB3Config:
             60 % of the layers, rounded down; 0 trains everything).
         eval_episodes: Episodes of each evaluation on the eval split (0: no evaluation); SB3 runs evaluate before
             and after training.
-        num_envs: Envs stepped together in evaluation (training steps one env).
+        num_envs: Envs stepped together in evaluation.
+        train_envs: Envs SB3 steps together while training (a rollout is ``n_steps`` tokens of each; the policy runs
+            them as one batch).
         device: Where the policy and reference run: auto (a GPU when there is one), cpu, cuda or cuda:N.
         dtype: The LM's weights: float32 or bfloat16 (the value head stays float32).
     """
@@ -51,6 +53,7 @@ class SB3Config:
     freeze_layers: int | None = None
     eval_episodes: int = 16
     num_envs: int = 8
+    train_envs: int = 1
     device: str = "auto"
     dtype: str = "float32"
 
@@ -76,6 +79,7 @@ class SB3Config:
             or self.freeze_layers >= -1,
             "eval_episodes >= 0": self.eval_episodes >= 0,
             "num_envs >= 1": self.num_envs >= 1,
+            "train_envs >= 1": self.train_envs >= 1,
         }
 
     def algorithm_kwargs(self) -> dict[str, Any]:
@@ -102,7 +106,7 @@ class SB3PPOConfig(SB3Config):
     """Settings of SB3's PPO (see :class:`SB3Config` for the shared ones).
 
     Attributes:
-        batch_size: Minibatch size in tokens (at most ``n_steps``: a larger one is cut to it).
+        batch_size: Minibatch size in tokens (at most a rollout's ``n_steps * train_envs``: a larger one is cut to it).
         n_epochs: Passes over each rollout.
     """
 
@@ -114,5 +118,5 @@ class SB3PPOConfig(SB3Config):
 
     def algorithm_kwargs(self) -> dict[str, Any]:
         """A2C's arguments plus PPO's minibatch size and epochs."""
-        batch_size = min(self.batch_size, self.n_steps)
+        batch_size = min(self.batch_size, self.n_steps * self.train_envs)
         return {**super().algorithm_kwargs(), "batch_size": batch_size, "n_epochs": self.n_epochs}
