@@ -48,7 +48,7 @@ class GroupAgent(LMAgent):
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
-        self.optimizer = torch.optim.Adam(self.optimizer_groups()[:1])
+        self.optimizer = self.make_optimizer(with_value_head=False)
 
     def seeds(self, iteration: int) -> list[int]:
         """Each prompt's reset seed repeated ``samples_per_prompt`` times (same seed, same prompt)."""

@@ -242,6 +242,15 @@ class LMAgent:
             {"params": list(self.policy.value_head.parameters()), "lr": c.value_learning_rate},
         ]
 
+    def make_optimizer(self, with_value_head: bool = True) -> torch.optim.Adam:
+        """Fused Adam over :meth:`optimizer_groups` (the value head's group only when asked).
+
+        Fused: one kernel for all parameters, several times faster per step on a CPU than the per-tensor loop and
+        equal to it up to rounding.
+        """
+        groups = self.optimizer_groups()
+        return torch.optim.Adam(groups if with_value_head else groups[:1], fused=True)
+
     def warm_up(self) -> float:
         """Sets the LM's learning rate for this iteration (linear warm-up) and returns it."""
         c = self.config

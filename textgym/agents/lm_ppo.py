@@ -156,7 +156,7 @@ class LMPPO(LMAgent):
 
     def __init__(self, config: LMPPOConfig) -> None:
         super().__init__(config)
-        self.optimizer = torch.optim.Adam(self.optimizer_groups())
+        self.optimizer = self.make_optimizer()
         self.value_moments = RunningMoments()
 
     def update(self, batch: Batch) -> dict[str, float]:
