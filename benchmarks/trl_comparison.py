@@ -302,7 +302,6 @@ def run_trl(s: Settings) -> dict[str, Any]:
 
 def run_textgym(name: str, s: Settings) -> dict[str, Any]:
     """A textgym agent through :func:`textgym.training.train` on the shared settings (in the child process)."""
-    import math
     import tempfile
     from importlib.metadata import version
 
@@ -324,9 +323,17 @@ def run_textgym(name: str, s: Settings) -> dict[str, Any]:
         "device": "cpu",
     }
     if agent.startswith("sb3-"):
-        # SB3 steps one env: its budget is tokens, enough for the completions of the others at full length.
-        n_steps = 64
-        config.update({"n_steps": n_steps, "iterations": math.ceil(s.completions * s.max_new_tokens / n_steps)})
+        # The shape of LM-PPO's batches: `batch` envs stepped together, a rollout of max_new_tokens steps (about
+        # one episode each), minibatches of half the rollout, 2 epochs; the same number of rollouts as LM-PPO.
+        config.update(
+            {
+                "train_envs": s.batch,
+                "n_steps": s.max_new_tokens,
+                "batch_size": s.max_new_tokens * s.batch // 2,
+                "n_epochs": 2,
+                "iterations": s.steps,
+            }
+        )
     else:
         config.update(
             {
@@ -472,9 +479,10 @@ def notes(s: Settings, seeds: list[int], results: dict[str, dict[int, dict[str, 
         f"on fixed seeds and sampling noise, before and after training. Differs: the algorithm with its own "
         f"defaults (TRL GRPO: DAPO loss, 1 step per batch; textgym GRPO: returns-to-go credit (= sequence under "
         f"this sparse reward), token-mean loss, 1 step per batch, trust region max_update_kl 0.03; LM-PPO: value "
-        f"head, GAE, 2 epochs x 2 minibatches, trust region; RLOO: leave-one-out baseline, 1 step; SB3 PPO: one env, "
-        f"n_steps 64, batch 32, 2 epochs, SB3's own lr schedule at the same lr, no KL penalty; its budget is "
-        f"{s.completions} x {s.max_new_tokens} tokens) and the sampler (TRL model.generate; textgym the vector env "
+        f"head, GAE, 2 epochs x 2 minibatches, trust region; RLOO: leave-one-out baseline, 1 step; SB3 PPO: "
+        f"{s.batch} envs stepped together, rollouts of {s.max_new_tokens} steps, minibatches of half a rollout, 2 "
+        f"epochs, KV cache and one forward per episode in the update, same lr, no KL penalty, {s.steps} rollouts) "
+        f"and the sampler (TRL model.generate; textgym the vector env "
         f"token by token; SB3 one env step per token). train s = sum of the training steps (sampling + reward + "
         f"update), no evaluation, checkpoints or model loading; CPU-s the same steps' process CPU time (one thread: "
         f"less sensitive than wall time to other load on the machine). tokens/s counts generated tokens. gain per 100 "

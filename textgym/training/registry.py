@@ -57,9 +57,9 @@ AGENT_SPECS = (
     AgentSpec(name="grpo", config="textgym.agents.grpo:GRPOConfig", agent="textgym.agents.grpo:GRPO",
               loop="lm", help="GRPO: group-normalised advantages over completions of each prompt, KL in the loss"),
     AgentSpec(name="sb3-ppo", config="textgym.training.sb3_config:SB3PPOConfig", agent="stable_baselines3:PPO",
-              loop="sb3", help="stable-baselines3's PPO with textgym's LM policy (one env, no KL penalty)"),
+              loop="sb3", help="stable-baselines3's PPO with textgym's LM policy (KV cache, no KL penalty)"),
     AgentSpec(name="sb3-a2c", config="textgym.training.sb3_config:SB3Config", agent="stable_baselines3:A2C",
-              loop="sb3", help="stable-baselines3's A2C with textgym's LM policy (one env, no KL penalty)"),
+              loop="sb3", help="stable-baselines3's A2C with textgym's LM policy (KV cache, no KL penalty)"),
 )  # fmt: skip
 """Every trainable agent, in the order ``--help`` lists them."""
 
