@@ -65,7 +65,8 @@ def plot_curves(runs: dict[str, Path], out: Path) -> None:
     axis.set_ylabel("mean extrinsic reward")
     axis.set_title("eval prompts (dots) and training batches (faint)", fontsize=9)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=7)
+    if axis.get_legend_handles_labels()[1]:  # runs without evaluations have no labelled line
+        axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(out, dpi=120)
     plt.close(figure)
