@@ -42,6 +42,13 @@ def test_a_huge_learning_rate_is_held_inside_the_bound(tiny, cls, config, extra)
     assert undone >= 1  # lr 0.05 leaves the region: steps were undone
 
 
+def test_an_update_undone_whole_is_logged_with_the_fix(tiny, caplog):
+    agent = LMPPO(LMPPOConfig(**settings(tiny, max_update_kl=1e-9, learning_rate=1.0)))
+    stats = agent.step()
+    assert stats["ppo/steps"] == 0 and stats["ppo/undone_steps"] >= 1
+    assert "Lower the learning rate" in caplog.text
+
+
 def test_without_a_bound_the_same_steps_go_far(tiny):
     agent = LMPPO(LMPPOConfig(**settings(tiny, max_update_kl=None, epochs=3)))
     stats = agent.step()

@@ -6,6 +6,7 @@ The vector env, the policy and its reference, sampling, the KL penalty, evaluati
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from textgym.agents.lm_policy import SharedTrunk, build_policy, reference_logits
 from textgym.agents.lm_rollout import Batch, collect
 from textgym.devices import check_device_settings, resolve_device
 from textgym.models import DEFAULT_POLICY_MODEL
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -183,6 +186,12 @@ class StepGuard:
             self.undone += self.steps
             self.steps = 0
             kl = self.agent.post_update_kl(batch, old_logprobs)
+        if self.steps == 0 and self.undone:
+            log.warning(
+                "Every step of this update left the trust region (max_update_kl=%g) and was undone: the policy did "
+                "not move. Lower the learning rate (or raise max_update_kl).",
+                self.bound,
+            )
         return kl
 
 
