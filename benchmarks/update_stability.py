@@ -32,9 +32,9 @@ RUNS = [
 ]
 BOUND = 0.05
 KEYS = (
-    "ppo/post_update_kl", "ppo/approx_kl", "ppo/steps", "ppo/early_stop", "value/explained_variance",
-    "policy/entropy", "grad/norm", "episode/eos_share", "reward/extrinsic", "kl/per_episode", "time/iteration_s",
-    "time/rollout_s", "time/score_s", "time/update_s",
+    "ppo/post_update_kl", "ppo/approx_kl", "ppo/steps", "ppo/early_stop", "ppo/undone_steps",
+    "value/explained_variance", "policy/entropy", "grad/norm", "episode/eos_share", "reward/extrinsic",
+    "kl/per_episode", "time/iteration_s", "time/rollout_s", "time/score_s", "time/update_s",
 )  # fmt: skip
 
 
@@ -95,6 +95,7 @@ def main() -> None:
                 "median post-update KL": sorted(post)[len(post) // 2],
                 f"all <= {BOUND}": all(kl <= BOUND for kl in post),
                 "early stops": sum(int(u["ppo/early_stop"]) for u in updates),
+                "undone steps": sum(int(u.get("ppo/undone_steps") or 0) for u in updates),
                 "mean steps": sum(u["ppo/steps"] for u in updates) / len(updates),
                 "explained var (first, last)": f"{explained[0]:.2f}, {explained[-1]:.2f}",
                 "entropy (first, last)": f"{updates[0]['policy/entropy']:.2f}, {updates[-1]['policy/entropy']:.2f}",
