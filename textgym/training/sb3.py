@@ -47,7 +47,7 @@ class RunLogger(BaseCallback):
         self.extrinsic: list[float] = []
         self.critic: list[float] = []
         self.episodes = 0
-        self.clock = time.perf_counter()
+        self.clock, self.cpu_clock = time.perf_counter(), time.process_time()
 
     def _on_step(self) -> bool:
         for info, done in zip(self.locals["infos"], self.locals["dones"], strict=True):
@@ -62,8 +62,9 @@ class RunLogger(BaseCallback):
             "reward/extrinsic": float(np.mean(self.extrinsic)) if self.extrinsic else float("nan"),
             "reward/critic": float(np.mean(self.critic)) if self.critic else float("nan"),
             "time/iteration_s": time.perf_counter() - self.clock,
+            "time/iteration_cpu_s": time.process_time() - self.cpu_clock,
         }
-        self.clock = time.perf_counter()
+        self.clock, self.cpu_clock = time.perf_counter(), time.process_time()
         for key, value in stats.items():
             self.logger.record(key, value)
         self.run.log({"kind": "train", "iteration": self.num_timesteps, "episodes": self.episodes, **stats})
