@@ -103,6 +103,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {', '.join(VARIANTS)}")
     parser.add_argument("--name", default="trl_comparison", help="results file name under benchmarks/results/")
     parser.add_argument("--resume", action="store_true", help="keep the finished runs of an interrupted comparison")
+    parser.add_argument(
+        "--merge", nargs="*", default=[], metavar="NAME", help="also take the finished runs of these --name stores"
+    )
+    parser.add_argument("--table-only", action="store_true", help="write the table of the finished runs, run nothing")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--settings", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -515,11 +519,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     key = json.dumps({k: v for k, v in asdict(base).items() if k != "seed"}, sort_keys=True)
     if done.get("settings") != key:
         done = {"settings": key, "runs": {}}
+    for other in args.merge:  # runs made in parallel under other names, with the same settings
+        extra = json.loads((Path(RESULTS) / f"{other}_runs.json").read_text())
+        if extra.get("settings") == key:
+            done["runs"].update({tag: run for tag, run in extra["runs"].items() if "error" not in run})
+    if args.merge:
+        store.write_text(json.dumps(done, indent=1))
     results: dict[str, dict[int, dict[str, Any]]] = {}
     for seed in args.seeds:
         settings = dataclasses.replace(base, seed=seed)
         for name in args.variants:
             tag = f"{name}/{seed}"
+            if tag not in done["runs"] and args.table_only:
+                continue
             if tag not in done["runs"]:
                 print(f"{name} seed {seed}: {settings.completions} completions ...", flush=True)
                 done["runs"][tag] = run_variant(name, settings)
