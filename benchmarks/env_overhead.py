@@ -13,6 +13,7 @@ import torch
 from report import write
 
 import textgym  # noqa: F401
+from textgym.lm_compat import output_cache, with_cache
 from textgym.models import load_causal_lm
 
 
@@ -43,12 +44,12 @@ def time_forward(env_id: str, batch: int, tokens: int = 24) -> float:
     mask = torch.as_tensor(np.stack([obs["attention_mask"]] * batch))
     with torch.inference_mode():
         out = model(input_ids=ids, attention_mask=mask, use_cache=True, logits_to_keep=1)
-        cache, token = out.cache, out.logits[:, -1].argmax(-1, keepdim=True)
+        cache, token = output_cache(out), out.logits[:, -1].argmax(-1, keepdim=True)
         start = time.perf_counter()
         for _ in range(tokens):
             mask = torch.cat([mask, torch.ones((batch, 1), dtype=mask.dtype)], dim=1)
-            out = model(input_ids=token, attention_mask=mask, cache=cache, use_cache=True)
-            cache, token = out.cache, out.logits[:, -1].argmax(-1, keepdim=True)
+            out = model(input_ids=token, attention_mask=mask, use_cache=True, **with_cache(model, cache))
+            cache, token = output_cache(out), out.logits[:, -1].argmax(-1, keepdim=True)
     return (time.perf_counter() - start) / tokens
 
 
