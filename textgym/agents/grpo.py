@@ -26,7 +26,6 @@ import torch
 
 from textgym.agents.group import GroupAgent, group_advantages, group_setting_errors
 from textgym.agents.lm_agent import LMAgentConfig, finite, masked_mean
-from textgym.agents.lm_policy import token_entropy
 from textgym.agents.lm_rollout import Batch
 
 
@@ -80,11 +79,14 @@ class GRPO(GroupAgent):
         c = self.config
         valid = batch.valid
         on_policy = c.epochs == 1 and c.minibatches == 1
-        ref = self.ref_logprobs(batch)
+        if on_policy:  # the old log-probs are the step's own forward pass's, detached
+            old, ref = None, self.ref_logprobs(batch)
+        else:  # one scoring pass gives both
+            scores = self.score_batch(batch)
+            old, ref = scores["logprobs"], scores["ref_logprobs"]
         advantages = group_advantages(
             batch.rewards, valid, c.samples_per_prompt, c.credit, leave_one_out=False, scale=c.scale_rewards
         )
-        old = None if on_policy else self.score_batch(batch)["logprobs"]
 
         def loss_of(mb: Batch, index: torch.Tensor):
             logits, _ = self.forward(mb)
@@ -97,15 +99,11 @@ class GRPO(GroupAgent):
             surrogate = torch.min(ratio * adv, ratio.clamp(1 - c.clip_coef, 1 + c.clip_coef) * adv)
             policy_loss = -masked_mean(surrogate, valid)
             kl_loss = masked_mean(k3_kl(new, ref[index]) * valid, valid)
-            with torch.no_grad():
-                entropy = masked_mean(token_entropy(logits, mb.support, c.temperature, self.vocab), valid)
-                stats = {
-                    "loss/policy": finite(policy_loss.item()),
-                    "grpo/kl_loss": kl_loss.item(),
-                    "ppo/clipfrac": float(masked_mean(((ratio - 1).abs() > c.clip_coef).float(), valid)),
-                    "ppo/approx_kl": float(masked_mean((ratio - 1) - log_ratio, valid)),
-                    "policy/entropy": float(entropy),
-                }
+            stats = {
+                "loss/policy": finite(policy_loss.item()),
+                "grpo/kl_loss": kl_loss.item(),
+                **self.ratio_stats(mb, logits, log_ratio, c.clip_coef),
+            }
             return policy_loss + self.kl_coef * kl_loss, new, stats
 
         out = self.minibatch_steps(batch, old, loss_of, c.epochs, c.minibatches, shuffle=not on_policy)

@@ -19,7 +19,7 @@ import torch
 
 import textgym  # noqa: F401  (registers the ids)
 from textgym.agents.lm_eval import evaluate_lm, make_eval_envs
-from textgym.agents.lm_policy import SharedTrunk, build_policy, reference_logits, token_logprobs
+from textgym.agents.lm_policy import SharedTrunk, build_policy, reference_logits, token_entropy, token_logprobs
 from textgym.agents.lm_rollout import Batch, collect
 from textgym.devices import check_device_settings, resolve_device
 from textgym.models import DEFAULT_POLICY_MODEL
@@ -320,6 +320,18 @@ class LMAgent:
         }
 
     @torch.no_grad()
+    def ratio_stats(self, mb: Batch, logits: torch.Tensor, log_ratio: torch.Tensor, clip_coef: float) -> dict:
+        """A minibatch's clip fraction, approximate KL from the rollout policy (before the step) and entropy."""
+        valid = mb.valid
+        ratio = log_ratio.exp()
+        entropy = masked_mean(token_entropy(logits, mb.support, self.config.temperature, self.vocab), valid)
+        return {
+            "ppo/clipfrac": float(masked_mean(((ratio - 1).abs() > clip_coef).float(), valid)),
+            "ppo/approx_kl": float(masked_mean((ratio - 1) - log_ratio, valid)),
+            "policy/entropy": float(entropy),
+        }
+
+    @torch.no_grad()
     def post_update_kl(self, batch: Batch, old_logprobs: torch.Tensor) -> float:
         """Approximate KL (nats per token, ``E[(r - 1) - log r]``) from the rollout policy to the updated one."""
         logits, _ = self.forward(batch)
@@ -356,10 +368,11 @@ class LMAgent:
         for epoch in range(epochs):
             order = torch.randperm(rows, generator=self.shuffle) if shuffle else torch.arange(rows)
             for first in range(0, rows, size):
-                index = order[first : first + size]
-                loss, logprobs, stats = loss_of(batch.rows(index), index.to(batch.tokens.device))
+                index = order[first : first + size].to(batch.tokens.device)
+                mb = batch.rows(index)
+                loss, logprobs, stats = loss_of(mb, index)
                 if old_logprobs is None and epoch == 0:
-                    behaviour[index.to(behaviour.device)] = logprobs.detach() * batch.valid[index.to(behaviour.device)]
+                    behaviour[index] = logprobs.detach() * mb.valid
                 if guard.exceeded(stats["ppo/approx_kl"]):
                     guard.undo_last()
                     history.setdefault("ppo/approx_kl", []).append(stats["ppo/approx_kl"])

@@ -234,6 +234,16 @@ class LMPolicy(nn.Module):
         return out.logits, values
 
 
+def _log_distribution(
+    logits: torch.Tensor, support: torch.Tensor | None, temperature: float, vocab: int
+) -> torch.Tensor:
+    """Log-probabilities over the vocabulary of temperature-scaled ``logits`` (-inf outside ``support``)."""
+    logits = logits[..., :vocab].float() / temperature
+    if support is not None:
+        logits = logits.masked_fill(~support, float("-inf"))
+    return torch.log_softmax(logits, -1)
+
+
 def token_logprobs(
     logits: torch.Tensor,
     tokens: torch.Tensor,
@@ -247,18 +257,12 @@ def token_logprobs(
     reference's use the full vocabulary (``support=None``), so the KL estimate keeps the ``-log ref(support)``
     term and a policy cannot move its nucleus onto tokens the reference finds unlikely for free.
     """
-    logits = logits[..., :vocab].float() / temperature
-    if support is not None:
-        logits = logits.masked_fill(~support, float("-inf"))
-    return torch.log_softmax(logits, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    return _log_distribution(logits, support, temperature, vocab).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
 def token_entropy(logits: torch.Tensor, support: torch.Tensor | None, temperature: float, vocab: int) -> torch.Tensor:
     """Entropy (nats) of the sampling distribution at each position."""
-    logits = logits[..., :vocab].float() / temperature
-    if support is not None:
-        logits = logits.masked_fill(~support, float("-inf"))
-    logp = torch.log_softmax(logits, -1)
+    logp = _log_distribution(logits, support, temperature, vocab)
     return -(logp.exp() * logp.masked_fill(~torch.isfinite(logp), 0.0)).sum(-1)
 
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import torch
 
 from textgym.agents.lm_agent import LMAgent, LMAgentConfig, finite, masked_mean, masked_whiten
-from textgym.agents.lm_policy import token_entropy
 from textgym.agents.lm_rollout import Batch
 
 
@@ -192,15 +191,11 @@ class LMPPO(LMAgent):
                 clipped = old_head + (heads - old_head).clamp(-c.value_clip, c.value_clip)
                 value_loss = torch.max(value_loss, (clipped - target) ** 2)
             value_loss = 0.5 * masked_mean(value_loss, valid)
-            with torch.no_grad():
-                entropy = masked_mean(token_entropy(logits, mb.support, c.temperature, self.vocab), valid)
-                stats = {
-                    "loss/policy": finite(policy_loss.item()),
-                    "loss/value": finite(value_loss.item()),
-                    "ppo/clipfrac": float(masked_mean(((ratio - 1).abs() > c.clip_coef).float(), valid)),
-                    "ppo/approx_kl": float(masked_mean((ratio - 1) - log_ratio, valid)),
-                    "policy/entropy": float(entropy),
-                }
+            stats = {
+                "loss/policy": finite(policy_loss.item()),
+                "loss/value": finite(value_loss.item()),
+                **self.ratio_stats(mb, logits, log_ratio, c.clip_coef),
+            }
             return policy_loss + c.value_coef * value_loss, new, stats
 
         out = self.minibatch_steps(batch, old["logprobs"], loss_of, c.epochs, c.minibatches)
