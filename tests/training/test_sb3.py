@@ -78,3 +78,18 @@ def test_sb3_trains_on_several_envs_in_one_batch(tiny, tmp_path):
     assert model.batch_size == 4 and summary["episodes"] == 4  # episodes of 2 tokens, 2 envs, 2 rollouts
     with pytest.raises(SettingsError, match="train_envs >= 1"):
         SB3Config(train_envs=0)
+
+
+def test_sb3_envs_get_the_policy_device_and_dtype_for_their_scorer_and_critic(tiny, tmp_path, monkeypatch):
+    import gymnasium as gym
+
+    made = []
+    real = gym.make
+
+    def recording_make(env_id, **kwargs):
+        made.append(kwargs)
+        return real(env_id, **kwargs)
+
+    monkeypatch.setattr(gym, "make", recording_make)
+    train("sb3-a2c", one_rollout(tiny, device="cpu", dtype="bfloat16"), tmp_path, progress=False)
+    assert made and all((kwargs["device"], kwargs["dtype"]) == ("cpu", "bfloat16") for kwargs in made)

@@ -109,10 +109,12 @@ def train_sb3(
     c = make_config(spec.name, config)
     algorithm = spec.agent_class()
     run = RunFolder(run_dir, spec.loop).create()
-    env = make_vec_env(functools.partial(gym.make, c.env_id, model=c.model, **c.env_kwargs), n_envs=c.train_envs)
+    device = c.algorithm_kwargs()["device"]
+    # The envs stay on the CPU; their scorer's and critic's models follow the policy's device and dtype.
+    env_kwargs = {"device": device, "dtype": c.dtype, **c.env_kwargs}
+    env = make_vec_env(functools.partial(gym.make, c.env_id, model=c.model, **env_kwargs), n_envs=c.train_envs)
     total = c.iterations * c.n_steps * c.train_envs
     if resume and run.checkpoint.exists():
-        device = c.algorithm_kwargs()["device"]
         model = algorithm.load(run.checkpoint, env=env, tensorboard_log=str(run.path), device=device)
         run.cut_metrics(model.num_timesteps, kinds=("train",))
     else:
@@ -120,7 +122,7 @@ def train_sb3(
         run.start_metrics()
         run.write_config(spec.name, c.to_dict())
     lm, reference = model.policy.net.lm, load_causal_lm(c.model, device=c.device, dtype=c.dtype)
-    eval_envs = make_eval_envs(c.env_id, c.model, min(c.num_envs, c.eval_episodes or 1), c.env_kwargs)
+    eval_envs = make_eval_envs(c.env_id, c.model, min(c.num_envs, c.eval_episodes or 1), env_kwargs)
 
     logger = RunLogger(run)
     train_records = run.records("train")
