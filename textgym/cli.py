@@ -13,11 +13,12 @@ DEFAULT_ROLLOUT_IDS = ("TextSentiment-sparse-v0", "TextDetox-sparse-v0", "TextSu
 def _describe(env_id: str) -> str:
     import gymnasium as gym
 
+    from textgym.envs.registration import has_critic
     from textgym.tasks import get_task
 
     spec = gym.spec(env_id)
     task = get_task(spec.kwargs["task"])
-    if spec.entry_point.endswith("make_critic_env"):
+    if has_critic(env_id):
         return f"{task.description} Plus dense per-token rewards from a critic's spans."
     return f"{task.description} Sparse extrinsic reward on the last token."
 

@@ -39,6 +39,7 @@ def agent_config(
         SettingsError: A flag of another agent's config, or ``--mode`` / ``--critic`` for an env without a critic.
     """
     from textgym.cli_flags import given_settings
+    from textgym.envs.registration import has_critic
     from textgym.training import agent_spec
 
     takes = agent_spec(args.agent).setting_names()
@@ -61,16 +62,8 @@ def agent_config(
     return config
 
 
-def has_critic(env_id: str) -> bool:
-    """Whether the registered id's env pays a critic's rewards (read from its spec's entry point)."""
-    import gymnasium as gym
-
-    from textgym.envs.registration import CRITIC_ENTRY_POINT
-
-    return gym.spec(env_id).entry_point == CRITIC_ENTRY_POINT
-
-
 def _check_critic_flags(args: argparse.Namespace, env_ids: list[str]) -> None:
+    from textgym.envs.registration import has_critic
     from textgym.error import SettingsError
 
     given = [f"--{key}" for key in CRITIC_ENV_FLAGS if getattr(args, key)]

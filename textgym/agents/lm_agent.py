@@ -233,7 +233,9 @@ class LMAgent:
 
         if "critic" in env_kwargs:
             raise SettingsError("self_critique replaces the critic: do not pass critic= in env_kwargs as well.")
-        if not gym.spec(self.config.env_id).entry_point.endswith("make_critic_env"):
+        from textgym.envs.registration import has_critic
+
+        if not has_critic(self.config.env_id):
             raise SettingsError(f"self_critique needs a critic env id (Text*-critic-v0), got {self.config.env_id!r}.")
         from textgym.critics.segment_judge import SegmentJudgeCritic
         from textgym.models import load_tokenizer

@@ -5,6 +5,7 @@ Flat ``register`` calls with string entry points: nothing heavy loads until an i
 
 from __future__ import annotations
 
+import gymnasium as gym
 from gymnasium.envs.registration import register
 
 ENTRY_POINT = "textgym.envs.text_env:TextGenerationEnv"
@@ -56,3 +57,8 @@ def registered_ids() -> list[str]:
     import gymnasium as gym
 
     return [env_id for env_id, spec in gym.registry.items() if str(spec.entry_point).startswith("textgym.")]
+
+
+def has_critic(env_id: str) -> bool:
+    """Whether the registered id's env pays a critic's rewards (read from its spec's entry point)."""
+    return gym.spec(env_id).entry_point == CRITIC_ENTRY_POINT
