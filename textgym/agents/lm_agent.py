@@ -296,9 +296,12 @@ class LMAgent:
 
     def ref_logprobs(self, batch: Batch) -> torch.Tensor:
         """The reference's per-token log-probabilities, over the full vocabulary at the sampling temperature."""
+        start = time.perf_counter()
         ids, mask = batch.inputs
         logits = reference_logits(self.reference, ids, mask, batch.length, batch.trunk, self.trunk)
-        return token_logprobs(logits, batch.tokens, None, self.config.temperature, self.vocab) * batch.valid
+        logprobs = token_logprobs(logits, batch.tokens, None, self.config.temperature, self.vocab) * batch.valid
+        self.score_seconds += time.perf_counter() - start  # time/score_s: scoring passes, whichever agent runs them
+        return logprobs
 
     def forward(self, batch: Batch, detach_value: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The policy's logits and values at the batch's generated positions (only the layers above the trunk)."""
@@ -311,9 +314,9 @@ class LMAgent:
         start = time.perf_counter()
         logits, values = self.forward(batch)
         old = self.logprobs(batch, logits)
+        self.score_seconds += time.perf_counter() - start
         ref = self.ref_logprobs(batch)
         valid = batch.valid.float()
-        self.score_seconds += time.perf_counter() - start
         return {
             "logprobs": old * valid,
             "values": values * valid,
