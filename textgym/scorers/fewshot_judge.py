@@ -20,6 +20,21 @@ import numpy as np
 from textgym.lm_compat import output_cache, with_cache
 
 
+def _words_with_starts(text: str) -> list[tuple[int, str]]:
+    """The words of ``text.split()``, each with the index of its first character in ``text``."""
+    words, first = [], None
+    for index, character in enumerate(text):
+        if character.isspace():
+            if first is not None:
+                words.append((first, text[first:index]))
+            first = None
+        elif first is None:
+            first = index
+    if first is not None:
+        words.append((first, text[first:]))
+    return words
+
+
 class FewShotMarginJudge:
     r"""Margin ``logit(yes_word) - logit(no_word)`` after a few-shot prefix and a query.
 
@@ -67,14 +82,92 @@ class FewShotMarginJudge:
 
         ``context`` and ``fields`` fill the query's other ``{name}`` fields; their values are inserted as they are.
         """
+        return self._query(text, context, fields, offsets=False)[0]
+
+    def query_spans(
+        self, text: str, context: str = "", fields: Mapping[str, str] | None = None
+    ) -> tuple[list[int], list[tuple[int, int]]]:
+        """:meth:`query_ids`, and the character span of ``text`` behind each id (``(0, 0)`` for the template's ids).
+
+        The query holds the text with its whitespace runs collapsed to single spaces; the spans index into the text
+        as given. Needs a fast tokenizer (offsets).
+        """
+        return self._query(text, context, fields, offsets=True)
+
+    def _query(
+        self, text: str, context: str, fields: Mapping[str, str] | None, offsets: bool
+    ) -> tuple[list[int], list[tuple[int, int]]]:
         fields = {**(fields or {}), "context": context}
         before, after = self.query.split("{text}", 1)
         before = before.format(**fields)
-        ids = self.tokenizer(before + " ".join(text.split()), add_special_tokens=False).input_ids
+        joined = " ".join(text.split())
+        encoded = self.tokenizer(before + joined, add_special_tokens=False, return_offsets_mapping=offsets)
+        ids = encoded.input_ids
+        spans = [(0, 0)] * len(ids)
+        if offsets:  # joined position -> text position; a joining space maps to the character after its word
+            origin = [first + k for first, word in _words_with_starts(text) for k in range(len(word) + 1)]
+            spans = []
+            for first, last in encoded.offset_mapping:
+                first, last = max(first - len(before), 0), max(last - len(before), 0)
+                spans.append((origin[first], origin[last - 1] + 1) if first < last else (0, 0))
         head = self.tokenizer(before.rstrip(), add_special_tokens=False).input_ids
         if len(ids) - len(head) > self.max_text_tokens:
             ids = head + ids[-self.max_text_tokens :]
-        return ids + self.tokenizer(after.format(**fields), add_special_tokens=False).input_ids
+            spans = [(0, 0)] * len(head) + spans[-self.max_text_tokens :]
+        tail = self.tokenizer(after.format(**fields), add_special_tokens=False).input_ids
+        return ids + tail, spans + [(0, 0)] * len(tail)
+
+    def text_attention(
+        self,
+        texts: Sequence[str],
+        contexts: Sequence[str] | None = None,
+        fields: Sequence[Mapping[str, str]] | None = None,
+    ) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
+        """Where the answer position looks: its last-layer attention, averaged over heads, to each text token.
+
+        The query's last position is the one whose logits give the margin; its attention row over the prefix and
+        the query is read at the columns of the text's tokens. The forward runs with eager attention (other
+        implementations return no weights) and the KV cache of the prefix, batched and left-padded as in
+        :meth:`margins`.
+
+        Returns:
+            For each text, the character spans of its tokens in the query (see :meth:`query_spans`) and their
+            attention weights (float64, on the CPU; not renormalised).
+        """
+        import torch
+
+        from textgym.left_padding import left_pad
+        from textgym.left_padding import positions as left_positions
+        from textgym.scorers.attribution import eager_attention, head_mean_of_last_layer
+
+        contexts = contexts if contexts is not None else [""] * len(texts)
+        fields = fields if fields is not None else [{}] * len(texts)
+        out: list[tuple[list[tuple[int, int]], np.ndarray]] = []
+        prefix_len = self.prefix_ids.shape[1]
+        device = next(self.model.parameters()).device
+        for start in range(0, len(texts), self.batch_size):
+            chunk = range(start, min(start + self.batch_size, len(texts)))
+            queries = [self.query_spans(texts[i], contexts[i], fields[i]) for i in chunk]
+            ids, mask = left_pad([row_ids for row_ids, _ in queries], self.tokenizer.pad_token_id)
+            cache = copy.deepcopy(self.prefix_cache)
+            cache.batch_repeat_interleave(len(queries))
+            full_mask = torch.cat([torch.ones((len(queries), prefix_len), dtype=torch.long), mask], dim=1)
+            positions = prefix_len + left_positions(mask)
+            with torch.inference_mode(), eager_attention(self.model):
+                attentions = self.model(
+                    input_ids=ids.to(device),
+                    attention_mask=full_mask.to(device),
+                    position_ids=positions.to(device),
+                    logits_to_keep=1,
+                    output_attentions=True,
+                    **with_cache(self.model, cache),
+                ).attentions
+            rows = head_mean_of_last_layer(attentions)[:, -1].cpu().numpy()  # (batch, prefix + width)
+            for row, (row_ids, spans) in enumerate(queries):
+                first = rows.shape[1] - len(row_ids)  # left-padded: the query ends the row
+                keep = [k for k, span in enumerate(spans) if span[0] < span[1]]
+                out.append(([spans[k] for k in keep], rows[row, [first + k for k in keep]]))
+        return out
 
     def margins(
         self,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from textgym.error import ModelLoadError, unknown_name
+from textgym.scorers.attribution import check_ranges, spread_over_characters
 
 
 class ClassifierScorer:
@@ -82,3 +83,56 @@ class ClassifierScorer:
             probs = logits.sigmoid() if self.multi_label else logits.softmax(-1)
             out[start : start + len(chunk)] = probs[:, self.label_index].cpu().numpy()
         return out.tolist()
+
+    def attribution(self, texts: Sequence[str], ranges: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+        """Per-character weights over ``text[start:end]`` of each text: where the pooled position looks.
+
+        The weight for the attention-based credit (Chan et al., 2024, arXiv 2402.00782): the last layer's attention,
+        averaged over heads, from the position the classification head reads, to each of the text's tokens that
+        overlap the range; renormalised over those and spread evenly over each token's characters in the range (see
+        :func:`~textgym.scorers.attribution.spread_over_characters`). The pooled position is the one transformers
+        pools: the last non-pad token for models with causal attention (Llama, GPT-2 and the other decoder
+        classifiers), the first token ([CLS]) for the others (BERT-like encoders). Texts are tokenized, truncated
+        and padded as in :meth:`__call__`; special tokens have no characters and get no weight. The forward uses
+        eager attention for this call only.
+
+        Args:
+            texts: The texts as given to :meth:`__call__`.
+            ranges: ``(start, end)`` character range of each text to attribute (its completion's part).
+
+        Returns:
+            For each text a float64 array of length ``end - start``, nonnegative and summing to 1; all zeros when
+            the range holds no token (empty, only whitespace, or cut off by ``max_length``).
+
+        Raises:
+            ValueError: Not one range per text, or a range outside its text.
+        """
+        import torch
+
+        from textgym.scorers.attribution import eager_attention, head_mean_of_last_layer
+
+        check_ranges(texts, ranges)
+        causal = any(getattr(module, "is_causal", False) for module in self.model.modules())
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            chunk = list(texts[start : start + self.batch_size])
+            encoded = self.tokenizer(chunk, truncation=True, max_length=self.max_length, return_offsets_mapping=True)
+            rows = [ids or [self.tokenizer.eos_token_id or self.tokenizer.pad_token_id] for ids in encoded.input_ids]
+            spans = [offsets or [(0, 0)] for offsets in encoded.offset_mapping]
+            batch = self.tokenizer.pad({"input_ids": rows}, return_tensors="pt").to(self.model.device)
+            with torch.inference_mode(), eager_attention(self.model):
+                attentions = self.model(**batch, output_attentions=True).attentions
+            attention = head_mean_of_last_layer(attentions)  # (batch, queries, keys)
+            ids = batch["input_ids"]
+            if causal:  # transformers' rule for decoder classifiers: the rightmost token that is not padding
+                indices = torch.arange(ids.shape[1], device=ids.device)
+                pooled = (indices * (ids != self.model.config.pad_token_id)).argmax(-1)
+            else:
+                pooled = torch.zeros(len(rows), dtype=torch.long, device=ids.device)
+            pooled_rows = attention[torch.arange(len(rows), device=ids.device), pooled].cpu().numpy()
+            mask = batch["attention_mask"].cpu().numpy()
+            for row, text in enumerate(chunk):
+                columns = np.flatnonzero(mask[row])  # the row's tokens, wherever the padding side puts them
+                first, last = ranges[start + row]
+                out.append(spread_over_characters(text, spans[row], pooled_rows[row, columns], first, last))
+        return out

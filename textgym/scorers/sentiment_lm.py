@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from textgym.models import DEFAULT_POLICY_MODEL, load_causal_lm, load_tokenizer
+from textgym.scorers.attribution import check_ranges, spread_over_characters
 from textgym.scorers.fewshot_judge import FewShotMarginJudge
 
 FEW_SHOT_EXAMPLES: tuple[tuple[str, str], ...] = (
@@ -92,3 +93,31 @@ class LMSentimentScorer:
         """Returns P(positive) of each text."""
         margins = self.margins(texts) - self.bias
         return (1.0 / (1.0 + np.exp(-margins))).tolist()
+
+    def attribution(self, texts: Sequence[str], ranges: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+        """Per-character weights over ``text[start:end]`` of each text: where the LM looks when it gives the label.
+
+        The weight for the attention-based credit (Chan et al., 2024, arXiv 2402.00782): the last layer's attention,
+        averaged over heads, from the prompt's last position (the one whose logits give " positive" / " negative")
+        to each token of the text inside the prompt, kept for the tokens that overlap the range, renormalised and
+        spread evenly over each token's characters in the range (see
+        :func:`~textgym.scorers.attribution.spread_over_characters`). Tokens cut off by ``max_text_tokens`` get 0.
+        The forward uses eager attention for this call only; the scores keep the model's own implementation.
+
+        Args:
+            texts: The texts as given to :meth:`__call__`.
+            ranges: ``(start, end)`` character range of each text to attribute (its completion's part).
+
+        Returns:
+            For each text a float64 array of length ``end - start``, nonnegative and summing to 1; all zeros when
+            the range holds no token (empty, or only whitespace).
+
+        Raises:
+            ValueError: Not one range per text, or a range outside its text.
+        """
+        check_ranges(texts, ranges)
+        weights = self.judge.text_attention(texts)
+        return [
+            spread_over_characters(text, spans, token_weights, start, end)
+            for text, (start, end), (spans, token_weights) in zip(texts, ranges, weights, strict=True)
+        ]

@@ -20,6 +20,7 @@ import numpy as np
 
 from textgym.error import MissingPackageError
 from textgym.models import load_sentence_model
+from textgym.scorers.attribution import check_ranges, spread_over_characters
 
 
 class SummaryQualityScorer:
@@ -98,3 +99,58 @@ class SummaryQualityScorer:
         if (weights.sum(1) == 0).any():
             raise ValueError("A summary without a reference has no term to score with weights only on ROUGE.")
         return ((np.nan_to_num(terms) * weights).sum(1) / weights.sum(1)).tolist()
+
+    def attribution(self, summaries: Sequence[str], ranges: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+        """Per-character weights over ``summary[start:end]`` of each summary: where the embedding model looks.
+
+        The weight for the attention-based credit (Chan et al., 2024, arXiv 2402.00782), from the one neural part of
+        the score, the similarity term: the embedding model's last-layer attention, averaged over heads, to each of
+        the summary's tokens that overlap the range; renormalised over those and spread evenly over each token's
+        characters in the range (see :func:`~textgym.scorers.attribution.spread_over_characters`). The query side
+        follows the model's pooling: MiniLM (the default) mean-pools every token's output, [CLS] and [SEP]
+        included, so each position's attention row counts equally and the weight is the mean row over the real
+        positions; a model that pools [CLS] uses its row. Summaries are tokenized and truncated as ``encode`` does
+        (``max_seq_length``). The forward runs batched and padded, with eager attention for this call only.
+
+        Args:
+            summaries: The summaries as given to :meth:`__call__`.
+            ranges: ``(start, end)`` character range of each summary to attribute (its completion's part).
+
+        Returns:
+            For each summary a float64 array of length ``end - start``, nonnegative and summing to 1; all zeros
+            when the range holds no token (empty, or only whitespace).
+
+        Raises:
+            ValueError: Not one range per summary, or a range outside its summary.
+        """
+        import torch
+
+        from textgym.scorers.attribution import eager_attention, head_mean_of_last_layer
+
+        check_ranges(summaries, ranges)
+        if not summaries:
+            return []
+        transformer = self.embedder[0].auto_model
+        cls_pooled = any(getattr(module, "pooling_mode", None) == "cls" for module in self.embedder)
+        batch = self.embedder.tokenizer(
+            list(summaries),
+            padding=True,
+            truncation=True,
+            max_length=self.embedder.max_seq_length,
+            return_offsets_mapping=True,
+            return_tensors="pt",
+        )
+        spans = batch.pop("offset_mapping").tolist()
+        mask = batch["attention_mask"].to(torch.float64)
+        with torch.inference_mode(), eager_attention(transformer):
+            attentions = transformer(**batch.to(transformer.device), output_attentions=True).attentions
+        attention = head_mean_of_last_layer(attentions).cpu()  # (batch, queries, keys)
+        if cls_pooled:
+            rows = attention[:, 0]
+        else:  # the mean of the real positions' rows, as mean pooling averages their outputs
+            rows = (attention * mask[:, :, None]).sum(1) / mask.sum(1, keepdim=True)
+        rows = (rows * mask).numpy()
+        return [
+            spread_over_characters(summary, row_spans, row, start, end)
+            for summary, (start, end), row_spans, row in zip(summaries, ranges, spans, rows, strict=True)
+        ]

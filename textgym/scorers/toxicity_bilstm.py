@@ -40,6 +40,7 @@ from torch import nn
 
 from textgym.devices import resolve_device
 from textgym.error import MissingPackageError, ModelLoadError, unknown_name
+from textgym.scorers.attribution import check_ranges, spread_over_characters
 
 __all__ = [
     "INSTALL_COMMAND",
@@ -203,13 +204,57 @@ class KerasWordTokenizer:
         Returns:
             The ids of the text's known words, in order.
         """
+        return [index for _, index in self._lookup(self.words(text))]
+
+    def encode_with_spans(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """:meth:`encode`, and the character span in ``text`` of the word behind each id.
+
+        Args:
+            text: The text.
+
+        Returns:
+            The ids, as :meth:`encode` gives them, and a ``(first, past_last)`` span per id; ``(0, 0)`` spans for all
+            where lower-casing moves word boundaries (a filter character that is the lower case of another).
+        """
+        words, spans = self.words(text), self.word_spans(text)
+        if len(spans) != len(words):
+            spans = [(0, 0)] * len(words)
+        kept = self._lookup(words)
+        return [index for _, index in kept], [spans[position] for position, _ in kept]
+
+    def word_spans(self, text: str) -> list[tuple[int, int]]:
+        """The ``(first, past_last)`` character span in ``text`` of each of :meth:`words`.
+
+        Args:
+            text: The text.
+
+        Returns:
+            One span per word.
+        """
+        translated, origin = [], []  # character by character, remembering where each came from
+        for index, character in enumerate(text):
+            for lowered in character.lower() if self.lower else character:
+                replaced = lowered if self.char_level or lowered not in self.filters else self.split
+                translated.append(replaced)
+                origin.extend([index] * len(replaced))
+        if self.char_level:
+            return [(index, index + 1) for index in origin]
+        spans, position = [], 0
+        for piece in "".join(translated).split(self.split):
+            if piece:
+                spans.append((origin[position], origin[position + len(piece) - 1] + 1))
+            position += len(piece) + len(self.split)
+        return spans
+
+    def _lookup(self, words: Sequence[str]) -> list[tuple[int, int]]:
+        """``(position in words, id)`` of each word that gets an id."""
         ids = []
-        for word in self.words(text):
+        for position, word in enumerate(words):
             index = self.word_index.get(word)
             if index is not None and not (self.num_words and index >= self.num_words):
-                ids.append(index)
+                ids.append((position, index))
             elif self.oov_index is not None:
-                ids.append(self.oov_index)
+                ids.append((position, self.oov_index))
         return ids
 
     __call__ = encode
@@ -273,9 +318,20 @@ class ToxicityBiLSTM(nn.Module):
         Returns:
             Probabilities of shape ``(N, num_labels)``.
         """
-        states, _ = self.lstm(self.embedding(ids))  # (N, T, 2 * units), padding included as Keras does.
+        return torch.sigmoid(self.logits(self.embedding(ids)))
+
+    def logits(self, embedded: torch.Tensor) -> torch.Tensor:
+        """The pre-sigmoid outputs of embedded word ids.
+
+        Args:
+            embedded: The ``embedding`` of the ids, shape ``(N, T, embedding_dim)``.
+
+        Returns:
+            Logits of shape ``(N, num_labels)``.
+        """
+        states, _ = self.lstm(embedded)  # (N, T, 2 * units), padding included as Keras does.
         pooled = states.max(dim=1).values
-        return torch.sigmoid(self.output(torch.relu(self.hidden(pooled))))
+        return self.output(torch.relu(self.hidden(pooled)))
 
     def load_keras_weights(self, path: str | Path) -> None:
         """Copy the weights of the Keras 3 ``model.weights.h5`` file into this module.
@@ -426,3 +482,48 @@ class ToxicityScorer:
             One probability per text.
         """
         return self.predict(texts)[:, self.label_index].tolist()
+
+    def attribution(self, texts: Sequence[str], ranges: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+        """Per-character weights over ``text[start:end]`` of each text: gradient x input saliency of the label.
+
+        The weight for the attention-based credit (Chan et al., 2024, arXiv 2402.00782). The BiLSTM has no
+        attention, so the documented stand-in is gradient x input: for each word the model reads,
+        ``|sum over embedding dims of d logit / d embedding * embedding|``, where ``logit`` is the pre-sigmoid
+        output of :attr:`label`. The logit's gradient is the probability's divided by ``p (1 - p)``, one factor per
+        text that the renormalisation cancels, and it does not vanish when ``p`` rounds to 1 in float32. Words that
+        overlap the range are kept, renormalised, and spread evenly over their characters in the range (see
+        :func:`~textgym.scorers.attribution.spread_over_characters`); filtered characters (spaces, punctuation),
+        unknown words and words before the last :data:`MAXLEN` get 0. Gradients are enabled for this call only,
+        taken with respect to the embeddings alone (no parameter's ``.grad`` changes), and the model stays in eval
+        mode (cuDNN is off for the call: its LSTM backward runs only in training mode).
+
+        Args:
+            texts: The texts as given to :meth:`__call__`.
+            ranges: ``(start, end)`` character range of each text to attribute (its completion's part).
+
+        Returns:
+            For each text a float64 array of length ``end - start``, nonnegative and summing to 1; all zeros when
+            the range holds no known word.
+
+        Raises:
+            ValueError: Not one range per text, or a range outside its text.
+        """
+        check_ranges(texts, ranges)
+        maxlen = self.tokenizer.maxlen
+        encoded = [self.tokenizer.encode_with_spans(text) for text in texts]
+        encoded = [(ids[-maxlen:], spans[-maxlen:]) for ids, spans in encoded]
+        batch_ids = self.tokenizer.encode_batch(texts)
+        device = self.model.embedding.weight.device
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = torch.from_numpy(batch_ids[start : start + self.batch_size]).to(device)
+            with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
+                embedded = self.model.embedding(batch).detach().requires_grad_(True)
+                logits = self.model.logits(embedded)[:, self.label_index]
+                (gradient,) = torch.autograd.grad(logits.sum(), embedded)  # rows are independent: one pass
+            saliency = (gradient * embedded).sum(-1).abs().detach().double().cpu().numpy()
+            for row in range(len(batch)):
+                text, (first, last), (ids, spans) = texts[start + row], ranges[start + row], encoded[start + row]
+                weights = saliency[row, maxlen - len(ids) :] if ids else saliency[row, :0]
+                out.append(spread_over_characters(text, spans, weights, first, last))
+        return out
