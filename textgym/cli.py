@@ -7,20 +7,23 @@ import json
 import sys
 from pathlib import Path
 
-DEFAULT_ROLLOUT_IDS = ("TextSentiment-sparse-v0", "TextDetox-sparse-v0", "TextSummarize-sparse-v0")
+
+def default_rollout_ids() -> list[str]:
+    """The sparse id of every registered task."""
+    from textgym.envs.registration import env_id
+    from textgym.tasks import task_names
+
+    return [env_id(task, "sparse") for task in task_names()]
 
 
 def _describe(env_id: str) -> str:
-    import gymnasium as gym
-
-    from textgym.envs.registration import has_critic
+    from textgym.envs.registration import reward_of, task_of
+    from textgym.rewards import reward_class
     from textgym.tasks import get_task
 
-    spec = gym.spec(env_id)
-    task = get_task(spec.kwargs["task"])
-    if has_critic(env_id):
-        return f"{task.description} Plus dense per-token rewards from a critic's spans."
-    return f"{task.description} Sparse extrinsic reward on the last token."
+    reward = reward_of(env_id)
+    line = "Sparse extrinsic reward on the last token." if reward == "sparse" else reward_class(reward).summary
+    return f"{get_task(task_of(env_id)).description} {line}"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -45,7 +48,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     env_kwargs = {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
     results, episodes = {}, []
-    for env_id in args.env_ids:
+    for env_id in args.env_ids or default_rollout_ids():
         records, seconds = rollout(
             env_id,
             episodes=args.episodes,
@@ -128,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="print every registered environment id").set_defaults(func=cmd_list)
     roll = commands.add_parser("rollout", help="roll a policy out on environments and report the extrinsic reward")
-    roll.add_argument("env_ids", nargs="*", default=list(DEFAULT_ROLLOUT_IDS), help="environment ids")
+    roll.add_argument("env_ids", nargs="*", default=None, help="environment ids (default: every task's sparse id)")
     roll.add_argument("--episodes", type=int, default=16, help="episodes per environment")
     roll.add_argument("--batch-size", type=int, default=8, help="environments stepped together")
     roll.add_argument("--policy", default="smollm2-135m-instruct", help="named model, folder or hub id")
@@ -139,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     roll.add_argument("--out", default="runs/rollout", help="folder for summary.json, episodes.json, rollout.png")
     roll.set_defaults(func=cmd_rollout)
     crit = commands.add_parser("critic-eval", help="score a critic's spans against the gold spans of a task")
-    crit.add_argument("--task", required=True, choices=["sentiment", "detox", "summarize"])
+    crit.add_argument("--task", required=True, help="a registered task: sentiment, detox, summarize, ...")
     crit.add_argument(
         "--critic",
         default="default",

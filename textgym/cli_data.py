@@ -9,6 +9,7 @@ import json
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Writes a prompt file (both splits) from a hub id or a local copy of IMDB, RealToxicityPrompts or TL;DR."""
     from textgym.data_sources import DATASET_TASKS, prepare
+    from textgym.envs.registration import env_id
     from textgym.tasks.base import SPLITS
 
     options = {}
@@ -22,7 +23,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     counts = prepare(args.dataset, source or args.source, args.out, splits=tuple(args.split or SPLITS), **options)
     task = DATASET_TASKS[args.dataset]
     print(", ".join(f"{split}: {count} prompts" for split, count in counts.items()) + f" -> {args.out}")
-    print(f"Train on it: textgym train Text{task.capitalize()}-critic-v0 --prompts-path {args.out}")
+    print(f"Train on it: textgym train {env_id(task, 'critic')} --prompts-path {args.out}")
     return 0
 
 

@@ -20,8 +20,16 @@ NOT_FLAGS = ("env_id", "seed", "env_kwargs")
 """Config fields with no generated flag: the env id is positional, the seed has its own flag(s), and env arguments
 come from the env flags and ``--set env_kwargs=...``."""
 ALIASES = {"learning_rate": ["--lr"]}
-CRITIC_ENV_FLAGS = ("mode", "critic")
-"""Env flags that only an env with a critic takes."""
+DENSE_ENV_FLAGS = ("mode", "critic")
+"""Env flags that only some envs take: ``--mode`` a dense reward's, ``--critic`` a critic's (see :func:`env_flags`)."""
+
+
+def env_flags(env_id: str) -> tuple[str, ...]:
+    """The dense-reward env flags that ``env_id`` takes (read from its spec's reward kind)."""
+    from textgym.envs.registration import reward_of
+
+    reward = reward_of(env_id)
+    return () if reward == "sparse" else ("mode", "critic") if reward == "critic" else ("mode",)
 
 
 def agent_config(
@@ -39,7 +47,6 @@ def agent_config(
         SettingsError: A flag of another agent's config, or ``--mode`` / ``--critic`` for an env without a critic.
     """
     from textgym.cli_flags import given_settings
-    from textgym.envs.registration import has_critic
     from textgym.training import agent_spec
 
     takes = agent_spec(args.agent).setting_names()
@@ -51,8 +58,7 @@ def agent_config(
         env_kwargs["max_new_tokens"] = args.max_new_tokens
     if args.prompts_path:
         env_kwargs["prompts_path"] = args.prompts_path
-    if has_critic(env_id):
-        env_kwargs.update({key: getattr(args, key) for key in CRITIC_ENV_FLAGS if getattr(args, key)})
+    env_kwargs.update({key: getattr(args, key) for key in env_flags(env_id) if getattr(args, key)})
     for item in args.set or []:
         from textgym.bench.grid import parse_assignment
 
@@ -63,15 +69,15 @@ def agent_config(
 
 
 def _check_critic_flags(args: argparse.Namespace, env_ids: list[str]) -> None:
-    from textgym.envs.registration import has_critic
     from textgym.error import SettingsError
 
-    given = [f"--{key}" for key in CRITIC_ENV_FLAGS if getattr(args, key)]
-    if given and not any(has_critic(env_id) for env_id in env_ids):
-        raise SettingsError(
-            f"{' and '.join(given)} only apply to envs with a critic, but {', '.join(env_ids)} pay only the task's "
-            "sparse reward: use a Text*-critic-v0 id (`textgym list` shows them)."
-        )
+    for key in DENSE_ENV_FLAGS:
+        if getattr(args, key) and not any(key in env_flags(env_id) for env_id in env_ids):
+            kind = "a critic" if key == "critic" else "a dense reward"
+            raise SettingsError(
+                f"--{key} only applies to envs with {kind}, and {', '.join(env_ids)} have none: use a "
+                f"Text*-{'critic' if key == 'critic' else '<reward>'}-v0 id (`textgym list` shows them)."
+            )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -154,7 +160,12 @@ def _training_flags(parser: argparse.ArgumentParser, defaults: dict[str, Any] | 
         help=f"the episode's length limit (default: {limit})",
     )
     env.add_argument("--prompts-path", default=None, help="a prompt file (see textgym data prepare)")
-    env.add_argument("--mode", choices=["episode", "prefix"], default=None, help="critic envs: critic reward mode")
+    env.add_argument(
+        "--mode",
+        choices=["episode", "prefix"],
+        default=None,
+        help="dense reward envs: payment mode (prefix: critic, potential)",
+    )
     env.add_argument("--critic", default=None, help="critic envs: the critic spec (see critic-eval)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="any agent setting (JSON value)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")

@@ -39,7 +39,10 @@ def test_variants_set_the_reward_kind_and_merge_their_env_kwargs_over_the_shared
         settings={"kl_coef": 0.1, "env_kwargs": {"max_new_tokens": 5, "mode": "prefix"}},
     )  # fmt: skip
     cells = {c.name: c for c in grid.cells()}
-    assert len(cells) == 4 * 2
+    assert len(cells) == len(VARIANTS) * 2
+    for reward in ("uniform", "potential", "attention", "occlusion"):  # one variant per reward wrapper
+        assert cells[f"TextSentiment-v0.{reward}.lmppo.it3.seed0"].env_id == f"TextSentiment-{reward}-v0"
+    assert cells["TextSentiment-v0.potential-prefix.lmppo.it3.seed0"].config["env_kwargs"]["mode"] == "prefix"
     sparse = cells["TextSentiment-v0.sparse.lmppo.it3.seed0"]
     assert sparse.env_id == "TextSentiment-sparse-v0"
     assert sparse.config["env_kwargs"] == {"max_new_tokens": 5, "mode": "prefix"}
@@ -106,9 +109,11 @@ def test_set_assigns_shared_settings_and_keys_of_dict_settings():
 
 def test_env_id_names_split_and_swap_their_reward_kind():
     assert split_env_id("TextDetox-critic-v0") == ("TextDetox-v0", "critic")
+    assert split_env_id("TextSentiment-attention-v0") == ("TextSentiment-v0", "attention")
     assert split_env_id("MyTask-v3") == ("MyTask-v3", None)
+    assert split_env_id("CartPole-v1") == ("CartPole-v1", None)  # registered, but not textgym's
     assert with_reward("TextSummarize-sparse-v0", "critic") == "TextSummarize-critic-v0"
-    with pytest.raises(SettingsError, match="needs an id of the form"):
+    with pytest.raises(SettingsError, match="needs a registered textgym id"):
         with_reward("MyTask-v3", "sparse")
 
 
@@ -125,7 +130,7 @@ def test_invalid_grids_say_what_to_fix(tmp_path):
         Grid(env_ids=["TextDetox-sparse-v0"]).set("seed", 3)
     with pytest.raises(SettingsError, match="Unknown grid fields \\['budget'\\]"):
         Grid.from_dict({"env_ids": ["TextDetox-sparse-v0"], "budget": 3})
-    with pytest.raises(SettingsError, match="reward must be 'sparse' or 'critic'"):
+    with pytest.raises(SettingsError, match="reward must be one of .*'attention'.*got 'dense'"):
         Grid(env_ids=["TextDetox-sparse-v0"], variants={"odd": {"reward": "dense"}})
     with pytest.raises(SettingsError, match="No grid file"):
         Grid.from_file(tmp_path / "missing.yaml")

@@ -12,6 +12,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import textgym
+from textgym.envs.registration import reward_of
 
 IDS = textgym.registered_ids()
 
@@ -31,16 +32,16 @@ def _about_env(caught: list[warnings.WarningMessage]) -> list[str]:
     ]
 
 
-def test_registered_ids_are_the_three_tasks_sparse_and_critic():
-    assert IDS == [
-        f"Text{task}-{kind}-v0" for kind in ("sparse", "critic") for task in ("Sentiment", "Detox", "Summarize")
-    ]
+def test_registered_ids_are_the_three_tasks_times_the_six_rewards():
+    rewards = ("sparse", "uniform", "potential", "attention", "occlusion", "critic")
+    assert IDS[:18] == [f"Text{task}-{kind}-v0" for task in ("Sentiment", "Detox", "Summarize") for kind in rewards]
+    assert [reward_of(env_id) for env_id in IDS[:6]] == list(rewards)  # the kind sits in the spec, not the spelling
 
 
 def _checked(env_id):
-    """The env the checker should see: the base env of a sparse id, the critic wrapper of a critic id."""
+    """The env the checker should see: the base env of a sparse id, the reward wrapper of a dense one."""
     env = gym.make(env_id, max_new_tokens=4)
-    return env.unwrapped if env_id.endswith("sparse-v0") else env.env.env  # below OrderEnforcing, PassiveEnvChecker
+    return env.unwrapped if reward_of(env_id) == "sparse" else env.env.env  # below OrderEnforcing, PassiveEnvChecker
 
 
 _WRAPPER_NOTE = "different from the unwrapped version"  # gymnasium's note when handed a wrapper, as intended here

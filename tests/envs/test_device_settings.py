@@ -13,8 +13,9 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import textgym
-from tests.wrappers.helpers import critic_wrapper, token_ids
+from tests.wrappers.helpers import critic_wrapper, reward_wrapper, token_ids
 from textgym.critics.attribution import AttributionCritic
+from textgym.envs.registration import reward_of, task_of
 from textgym.error import SettingsError, UnknownNameError
 from textgym.scorers.sentiment_lm import LMSentimentScorer
 
@@ -26,9 +27,9 @@ TEXT = " It was a wonderful film. The ending was dull."
 def _tiny_kwargs(env_id: str, folder) -> dict:
     """Arguments that put the tiny LM wherever ``env_id``'s scorer or critic would load SmolLM2."""
     kwargs = {}
-    if env_id.startswith("TextSentiment"):
+    if task_of(env_id) == "sentiment":
         kwargs["scorer_kwargs"] = {"model": str(folder)}
-    if env_id.endswith("critic-v0") and not env_id.startswith("TextDetox"):  # detox's critic is the BiLSTM's
+    if reward_of(env_id) == "critic" and task_of(env_id) != "detox":  # detox's critic is the BiLSTM's
         kwargs["critic_kwargs"] = {"model": str(folder)}
     return kwargs
 
@@ -74,7 +75,7 @@ def test_auto_means_the_cpu_here_and_the_env_records_the_resolved_device():
 @pytest.mark.parametrize("env_id", IDS)
 def test_gymnasium_check_env_passes_with_bfloat16_models(env_id, tiny_lm_folder):
     env = gym.make(env_id, max_new_tokens=4, dtype="bfloat16", **_tiny_kwargs(env_id, tiny_lm_folder))
-    check_env(env.unwrapped if env_id.endswith("sparse-v0") else critic_wrapper(env), skip_render_check=True)
+    check_env(env.unwrapped if reward_of(env_id) == "sparse" else reward_wrapper(env), skip_render_check=True)
     obs, _ = env.reset(seed=0)
     assert {key: value.dtype for key, value in obs.items()} == {"input_ids": np.int64, "attention_mask": np.int64}
 

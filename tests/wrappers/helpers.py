@@ -7,13 +7,21 @@ from typing import Any
 
 import gymnasium as gym
 
-from textgym.wrappers.critic_reward import CriticRewardWrapper
+from textgym.wrappers import CriticRewardWrapper, DenseRewardWrapper
 
 
 def critic_wrapper(env: gym.Env) -> CriticRewardWrapper:
     """The CriticRewardWrapper inside the wrappers that ``gym.make`` adds."""
     current = env
     while not isinstance(current, CriticRewardWrapper):
+        current = current.env
+    return current
+
+
+def reward_wrapper(env: gym.Env) -> DenseRewardWrapper:
+    """The dense reward wrapper (of any member) inside the wrappers that ``gym.make`` adds."""
+    current = env
+    while not isinstance(current, DenseRewardWrapper):
         current = current.env
     return current
 

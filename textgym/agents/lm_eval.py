@@ -14,6 +14,7 @@ import torch
 
 from textgym.agents.lm_policy import SharedTrunk, reference_logits, token_logprobs
 from textgym.agents.lm_rollout import collect
+from textgym.envs.registration import with_reward
 
 EVAL_SEED = 1_000_000  # eval episodes use their own seeds, far from the training ones
 ENV_KWARGS_KEPT = ("max_new_tokens", "prompt_budget", "prompts_path", "device", "dtype")
@@ -31,10 +32,9 @@ def make_eval_envs(
     Only the ``kept`` keys of ``env_kwargs`` pass (a training env's critic settings mean nothing here); ``None``
     passes them all.
     """
-    task = gym.spec(env_id).kwargs["task"]
     keep = {key: value for key, value in (env_kwargs or {}).items() if kept is None or key in kept}
     return gym.make_vec(
-        f"Text{task.capitalize()}-sparse-v0", num_envs=num_envs, vectorization_mode="vector_entry_point",
+        with_reward(env_id, "sparse"), num_envs=num_envs, vectorization_mode="vector_entry_point",
         autoreset_mode="disabled", split="eval", model=model, **keep,
     )  # fmt: skip
 

@@ -414,14 +414,15 @@ class EpisodeRolloutBuffer(DictRolloutBuffer):
 
 
 class TokenRewardCredit(BaseCallback):
-    """Credits a critic's ``episode``-mode ``info["token_rewards"]`` to each token's own rollout-buffer step.
+    """Credits a dense reward's ``episode``-mode ``info["token_rewards"]`` to each token's own rollout-buffer step.
 
     When an episode ends, the shares of its tokens that are still in the current rollout buffer replace the
     rewards stored for those steps (0 before the last step in ``episode`` mode), and the last step gets its own
     share instead of the whole total. Tokens of an episode that began in an earlier rollout (already trained on)
     cannot be rewritten: their shares go to the episode's earliest token still in the buffer, so every episode's
-    return is unchanged. Those carried episodes are counted in :attr:`carried`. Envs in ``prefix`` mode (or
-    without a critic) are left alone.
+    return is unchanged. Those carried episodes are counted in :attr:`carried`. Which envs to credit is read from the
+    wrappers' public ``credit_token_rewards`` (True in ``episode`` mode); envs in ``prefix`` mode, or sparse ones,
+    are left alone.
 
     Use with an unnormalised reward (no ``VecNormalize(norm_reward=True)``), as its sums must match.
     """
@@ -437,12 +438,12 @@ class TokenRewardCredit(BaseCallback):
         env = self.training_env
         self.positions = [[] for _ in range(env.num_envs)]
         try:
-            modes = env.get_attr("mode")
+            credit = env.get_attr("credit_token_rewards")  # the dense reward wrappers' public property
         except AttributeError:
-            modes = [None] * env.num_envs
-        self.credit = np.array([mode == "episode" for mode in modes])
+            credit = [False] * env.num_envs
+        self.credit = np.array([bool(value) for value in credit])
         if not self.credit.any():
-            log.info("TokenRewardCredit: no env pays critic rewards in episode mode; nothing to credit.")
+            log.info("TokenRewardCredit: no env pays a dense reward in episode mode; nothing to credit.")
 
     def _on_rollout_start(self) -> None:
         self.positions = [[] for _ in self.positions]  # the previous buffer has been trained on and reset

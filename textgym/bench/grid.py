@@ -11,12 +11,13 @@ A grid comes from command-line lists or from a YAML / JSON file of the same fiel
     agent_settings: {rloo: {learning_rate: 5.0e-5}}      # optional, per agent
 
 A *variant* is a set of overrides of the shared settings (a grid file may also give it an ``env_id``, and may
-override a built-in variant's settings by naming it in a map). The built-in ones (:data:`VARIANTS`) express the reward
-kinds the benchmark compares as an env id and its arguments: ``sparse`` (``Text*-sparse-v0``), ``critic-episode``
-and ``critic-prefix`` (``Text*-critic-v0`` with ``mode``), ``self-critique`` (the policy is its own critic). Their
-``reward`` key swaps the reward kind of the env id (``TextDetox-critic-v0`` -> ``TextDetox-sparse-v0``), so
-``env_ids: [TextDetox-sparse-v0]`` with the four variants gives four different runs. Without variants, a cell's
-variant is the reward kind of its env id (``sparse`` or ``critic``).
+override a built-in variant's settings by naming it in a map). The built-in ones (:data:`VARIANTS`) are the reward
+wrappers: one per reward kind (``sparse``, ``uniform``, ``potential``, ``attention``, ``occlusion``, ``critic``),
+plus ``potential-prefix``, ``critic-episode`` and ``critic-prefix`` (a payment mode) and ``self-critique`` (the
+policy is its own critic). Their ``reward`` key swaps the reward kind of the env id (``TextDetox-critic-v0`` ->
+``TextDetox-sparse-v0``, read from the id's spec by :func:`textgym.envs.registration.with_reward`), so
+``env_ids: [TextDetox-sparse-v0]`` with the six reward variants gives six different runs. Without variants, a
+cell's variant is the reward kind of its env id.
 
 Each cell gets a run name, ``FAMILY.VARIANT.AGENT.itN.seedS`` (e.g. ``TextDetox-v0.sparse.lmppo.it12.seed0``),
 and the config dict that :func:`textgym.training.train` takes. Settings merge in this order, later winning: the
@@ -31,15 +32,16 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from textgym.error import SettingsError, unknown_name
+from textgym.rewards import REWARD_KINDS
 
 VARIANTS: dict[str, dict[str, Any]] = {
-    "sparse": {"reward": "sparse"},
+    **{reward: {"reward": reward} for reward in REWARD_KINDS},
+    "potential-prefix": {"reward": "potential", "env_kwargs": {"mode": "prefix"}},
     "critic-episode": {"reward": "critic", "env_kwargs": {"mode": "episode"}},
     "critic-prefix": {"reward": "critic", "env_kwargs": {"mode": "prefix"}},
     "self-critique": {"reward": "critic", "self_critique": True},
@@ -47,7 +49,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 """The built-in variants; ``reward`` picks the env id's reward kind, every other key is an agent setting."""
 
 GRID_FIELDS = ("env_ids", "variants", "agents", "seeds", "budgets", "settings", "agent_settings")
-_ENV_ID = re.compile(r"^(?P<name>.+)-(?P<reward>sparse|critic)-(?P<version>v\d+)$")
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,8 @@ class Grid:
             if overrides is None and name not in VARIANTS:
                 raise unknown_name("variant", name, VARIANTS, "Or give the variant's overrides in a grid file.")
             reward = (overrides or {}).get("reward")
-            if reward not in (None, "sparse", "critic"):
-                raise SettingsError(f"Variant {name!r}: reward must be 'sparse' or 'critic', got {reward!r}.")
+            if reward not in (None, *REWARD_KINDS):
+                raise SettingsError(f"Variant {name!r}: reward must be one of {REWARD_KINDS}, got {reward!r}.")
         for key in ("env_id", "seed", "iterations"):
             if key in self.settings:
                 raise SettingsError(f"{key!r} is a grid axis, not a shared setting: use the grid's lists instead.")
@@ -231,22 +232,29 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def split_env_id(env_id: str) -> tuple[str, str | None]:
-    """``("TextDetox-v0", "critic")`` for ``TextDetox-critic-v0``; ``(env_id, None)`` for an id of another form."""
-    match = _ENV_ID.match(env_id)
-    if match is None:
+    """The family and reward kind of an id, read from its spec; ``(env_id, None)`` for an id not textgym's.
+
+    ``split_env_id("TextDetox-critic-v0") == ("TextDetox-v0", "critic")``.
+    """
+    import gymnasium as gym
+
+    from textgym.envs.registration import ENTRY_POINT, family_of, reward_of
+
+    if env_id not in gym.registry or gym.registry[env_id].entry_point != ENTRY_POINT:
         return env_id, None
-    return f"{match['name']}-{match['version']}", match["reward"]
+    return family_of(env_id), reward_of(env_id)
 
 
 def with_reward(env_id: str, reward: str) -> str:
     """``env_id`` with its reward kind replaced: ``with_reward("TextDetox-critic-v0", "sparse")``."""
-    match = _ENV_ID.match(env_id)
-    if match is None:
+    from textgym.envs import registration
+
+    if split_env_id(env_id)[1] is None:
         raise SettingsError(
-            f"A variant with reward={reward!r} needs an id of the form Text<Task>-<sparse|critic>-v<N>, got "
-            f"{env_id!r}; give the variant's env_id in a grid file instead."
+            f"A variant with reward={reward!r} needs a registered textgym id (`textgym list`), got {env_id!r}; "
+            "give the variant's env_id in a grid file instead."
         )
-    return f"{match['name']}-{reward}-{match['version']}"
+    return registration.with_reward(env_id, reward)
 
 
 def parse_assignment(item: str) -> tuple[str, Any]:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from textgym.critics.base import LABELS, Critique, Span
 from textgym.critics.segmentation import clauses, trim_spans
 from textgym.error import unknown_name
-from textgym.tasks import PromptItem, get_scorer
+from textgym.tasks import PromptItem, get_scorer, get_task
 
 METHODS = ("segment", "occlusion")
 
@@ -51,11 +51,13 @@ class AttributionCritic:
     ) -> None:
         if task not in LABELS:
             raise unknown_name("task", task, LABELS)
-        method = method or ("occlusion" if task == "summarize" else "segment")
+        declared = get_task(task)
+        method = method or ("segment" if declared.clause_scorable else "occlusion")
         if method not in METHODS:
             raise unknown_name("attribution method", method, METHODS)
-        if task == "summarize" and method == "segment":
-            raise ValueError("A summary clause alone has no summary score: use method='occlusion' for summarize.")
+        if method == "segment" and not declared.clause_scorable:
+            raise ValueError(f"A {task} clause alone has no {task} score: use method='occlusion' for {task}.")
+        self.lowering, self.raising = declared.critic_labels
         self.task, self.method, self.trim = task, method, trim
         self.uses_extrinsic = False  # the extrinsic score changes nothing, so it is left out of cache keys
         self.threshold = threshold if threshold is not None else (0.2 if method == "segment" else 0.05)
@@ -74,10 +76,8 @@ class AttributionCritic:
         if not pieces:
             return []
         if self.method == "segment":
-            items = [PromptItem(prompts[row]) for row, _, _ in pieces]
-            # The detox scorer reads the completion; sentiment reads prompt + completion, so give the clause alone.
-            if self.task == "sentiment":
-                items = [PromptItem("") for _ in pieces]
+            # The clause alone, without its prompt (a scorer that reads prompt + completion must not see the prompt).
+            items = [PromptItem("") for _ in pieces]
             scores = self.scorer(items, [completions[row][start:end] for row, start, end in pieces])
             return [score - 0.5 for score in scores]
         rows = sorted({row for row, _, _ in pieces})
@@ -89,11 +89,10 @@ class AttributionCritic:
         return [full[row] - score for (row, _, _), score in zip(pieces, scores, strict=True)]
 
     def _label(self, effect: float) -> str | None:
-        if self.task == "detox":
-            return "toxic" if effect < -self.threshold else None  # score = 1 - toxicity
-        if self.task == "sentiment":
-            return "positive" if effect > self.threshold else "negative" if effect < -self.threshold else None
-        return "irrelevant" if effect < -self.threshold else None  # removing it raises the summary score
+        """The task's label for a clause that lowers (or raises) the score past the threshold (``critic_labels``)."""
+        if effect < -self.threshold:
+            return self.lowering
+        return self.raising if effect > self.threshold else None
 
     def critique(
         self, prompts: Sequence[str], completions: Sequence[str], extrinsic: Sequence[float] | None = None

@@ -6,16 +6,34 @@ A critic knows nothing of environments or tokens: it reads text and answers with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-LABELS: dict[str, tuple[str, ...]] = {
-    "sentiment": ("positive", "negative"),
-    "detox": ("toxic",),
-    "summarize": ("incorrect", "irrelevant", "incoherent"),
-}
-"""The span labels of each task, as in the RELC paper."""
+
+class _TaskLabels(Mapping[str, tuple[str, ...]]):
+    """The span labels of each registered task (each task declares its own; RELC's for the built-in ones)."""
+
+    def __getitem__(self, task: str) -> tuple[str, ...]:
+        from textgym.tasks import TASKS, task_names
+
+        if task not in TASKS:
+            task_names()
+        return TASKS[task].labels
+
+    def __iter__(self) -> Iterator[str]:
+        from textgym.tasks import task_names
+
+        return iter(task_names())
+
+    def __len__(self) -> int:
+        from textgym.tasks import task_names
+
+        return len(task_names())
+
+
+LABELS: Mapping[str, tuple[str, ...]] = _TaskLabels()
+"""The span labels of each task, read from the task registry (``LABELS["detox"] == ("toxic",)``)."""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from textgym.critics.base import Critic
@@ -15,12 +16,39 @@ from textgym.error import CriticConfigError, unknown_name
 CRITIC_TYPES = ("lm-judge", "attribution", "openai", "self", "lm-list")
 MODEL_CRITIC_TYPES = ("lm-judge", "attribution", "self", "lm-list")
 """The critic types that run a local model, and so take ``device`` and ``dtype`` (an ``openai`` critic does not)."""
-DEFAULT_CRITICS: dict[str, dict[str, Any]] = {
-    "sentiment": {"type": "lm-judge"},
-    "detox": {"type": "attribution", "method": "occlusion"},
-    "summarize": {"type": "lm-judge", "trim": False},
-}
-"""The offline default critic of each task: the best word-level F1 on the gold spans (critic_quality.md): detox
+
+
+def default_critic(task: str) -> dict[str, Any]:
+    """A copy of the task's offline default critic config (declared by the task; see :data:`DEFAULT_CRITICS`)."""
+    from textgym.tasks import get_task
+
+    return dict(get_task(task).default_critic)
+
+
+class _DefaultCritics(Mapping[str, dict[str, Any]]):
+    def __getitem__(self, task: str) -> dict[str, Any]:
+        from textgym.error import UnknownNameError
+
+        try:
+            return default_critic(task)
+        except UnknownNameError as error:
+            raise KeyError(task) from error
+
+    def __iter__(self):
+        from textgym.tasks import task_names
+
+        return iter(task_names())
+
+    def __len__(self) -> int:
+        from textgym.tasks import task_names
+
+        return len(task_names())
+
+
+DEFAULT_CRITICS: Mapping[str, dict[str, Any]] = _DefaultCritics()
+"""The offline default critic of each task, as the tasks declare it (``Task.default_critic``).
+
+The built-in ones have the best word-level F1 on the gold spans (critic_quality.md): detox
 0.59 (BiLSTM occlusion), sentiment 0.53 (SmolLM2 clause judge), summaries 0.36 (SmolLM2 clause judge with three
 questions, untrimmed; attribution 0.11, the old one-question judge 0.05). The summary judge is slow on a CPU (5.6 s
 a text against attribution's 0.24 s in that benchmark): pass ``critic="attribution"`` where speed matters more."""
@@ -41,7 +69,7 @@ def critic_config(task: str, critic: str | dict[str, Any] = "default", **kwargs:
     if isinstance(critic, dict):
         config = dict(critic)
     elif critic == "default":
-        config = dict(DEFAULT_CRITICS[task])
+        config = default_critic(task)
     elif critic in CRITIC_TYPES:
         config = {"type": critic}
     elif critic.startswith(("http://", "https://")):

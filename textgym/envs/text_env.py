@@ -107,6 +107,7 @@ class TextGenerationEnv(gym.Env[dict[str, np.ndarray], int]):
         self.tokenizer = load_tokenizer(model)
         self.items = get_items(task, split, prompts_path)
         self._scorer_args = (task, scorer, scorer_kwargs)
+        self.scorer_settings = (scorer, scorer_kwargs)
         self._scorer: Scorer | None = None
         self.vocab_size = len(self.tokenizer)
         self.eos_token_id = self.tokenizer.eos_token_id

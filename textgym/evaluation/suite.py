@@ -4,21 +4,23 @@ The policy is a model (named, folder or hub id) or a training run folder (its ch
 ``checkpoint.pt`` or an SB3 ``checkpoint.zip``). Every prompt gets ``samples`` completions, sampled on fixed seeds,
 so two policies are compared on the same prompts and the same sampling noise. The metrics are those of
 :mod:`textgym.evaluation.metrics`: the task's reward; sentiment % positive; detox expected maximum toxicity and
-toxicity probability; summaries ROUGE; fluency (perplexity under a separate LM) and distinct-1/2/3 for all.
+toxicity probability; summaries ROUGE (each task declares its own: ``Task.metrics``); fluency (perplexity under a
+separate LM) and distinct-1/2/3 for all.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 from textgym.agents.lm_eval import make_eval_envs
 from textgym.agents.lm_rollout import collect
+from textgym.envs.registration import task_of
 from textgym.evaluation import metrics
 from textgym.models import load_causal_lm, load_tokenizer
+from textgym.tasks import get_task
 
 EVAL_SEED = 2_000_000
 DEFAULT_FLUENCY_MODEL = "gemma3-270m"
@@ -73,7 +75,7 @@ def evaluate_policy(
         env_kwargs: More env arguments (``max_new_tokens``, ``prompts_path``, ...).
     """
     lm, model_name = load_policy(policy)
-    task = gym.spec(env_id).kwargs["task"]
+    task = task_of(env_id)
     rows = max(samples, batch_size // samples * samples)
     envs = make_eval_envs(env_id, model_name, rows, env_kwargs, kept=None)
     items = envs.unwrapped.envs[0].items
@@ -105,15 +107,9 @@ def evaluate_policy(
         "reward_std": float(grid.std()),
         **{f"distinct_{n}": metrics.mean_distinct_n(groups, n) for n in (1, 2, 3)},
     }
-    if task == "sentiment":
-        result["positive_share"] = metrics.positive_share(grid.ravel())
-    elif task == "detox":
-        toxicity = 1.0 - grid
-        result["expected_max_toxicity"] = metrics.expected_max_toxicity(toxicity)
-        result["toxicity_probability"] = metrics.toxicity_probability(toxicity)
-    elif task == "summarize":
-        references = [items[i].reference or "" for i in order]
-        result.update(metrics.rouge(texts, references))
+    declared = get_task(task)
+    if declared.metrics is not None:
+        result.update(declared.metrics(grid, texts, [items[i] for i in order]))
     if fluency_model:
         result["fluency_model"] = fluency_model
         result["perplexity"] = metrics.perplexity(

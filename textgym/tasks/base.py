@@ -7,11 +7,13 @@ A task knows nothing of environments or agents. Its scorer is a plain batched ca
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from textgym.error import DataError
 
@@ -37,29 +39,74 @@ Scorer = Callable[[Sequence[PromptItem], Sequence[str]], list[float]]
 """A batched extrinsic scorer: one score per (item, completion) pair."""
 
 
-@dataclass(frozen=True)
+Metrics = Callable[[np.ndarray, Sequence[str], Sequence[PromptItem]], dict[str, float]]
+"""A task's eval metrics: ``(scores, texts, items) -> {name: value}``, where ``scores`` is a (prompts x samples)
+array of the task's scores and ``texts``/``items`` are the completions and their items in row order."""
+
+
+@dataclass(frozen=True, eq=False)
 class Task:
-    """A text-generation task.
+    """A text-generation task, and everything textgym knows about it.
+
+    One task module declares one ``TASK``; :func:`textgym.tasks.register_task` registers it and an env id for every
+    reward kind (``Text{title}-{reward}-v0``). Nothing else in textgym names a task's particulars.
 
     Attributes:
         name: Short name, e.g. ``"sentiment"``.
+        title: The name part of the env ids (``"Sentiment"`` -> ``TextSentiment-sparse-v0``).
         description: One line for listings.
         prompt_template: How an item becomes the policy's prompt; ``{source}`` is replaced by the item's source.
         default_max_new_tokens: Episode length limit unless the user sets one.
         default_prompt_budget: Observation tokens reserved for the prompt; longer prompts are cut at the left.
         default_scorer: Name of the default scorer.
+        build_scorer: ``(name, device=..., dtype=..., **kwargs) -> Scorer``; the scorer may also offer
+            ``attribution(items, completions)`` (per-character weights over each completion, summing to 1) for
+            the attention reward.
+        data_file: The prompts: a file name in the package's ``data`` folder, or a path (JSON lines).
+        source_key: The data field holding the task input.
+        reference_key: The data field holding the reference output, if the task has one.
+        scorers: Built-in scorer names (listed in errors and help).
+        labels: The span labels a critic marks (RELC's).
+        label_rewards: Per-token reward of each label (RELC's values).
+        default_reward: Per-token reward of tokens no span covers.
+        critic_labels: For critics that read the scorer (attribution): the label of a clause that lowers the score
+            and of one that raises it (``None`` for no label).
+        clause_scorable: Whether a clause alone has a meaningful score (the attribution critic's ``segment``
+            method); summaries do not.
+        default_critic: The offline default critic's config (see :mod:`textgym.critics.registry`).
+        metrics: The task's own eval metrics beside the reward (see :data:`Metrics`).
+        module: The module that declares the task; a spawned worker process imports it to find the task.
     """
 
     name: str
+    title: str
     description: str
     prompt_template: str
     default_max_new_tokens: int
     default_prompt_budget: int
     default_scorer: str
+    build_scorer: Callable[..., Scorer]
+    data_file: str
+    source_key: str = "text"
+    reference_key: str | None = None
+    scorers: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    label_rewards: Mapping[str, float] = field(default_factory=dict)
+    default_reward: float = 0.0
+    critic_labels: tuple[str | None, str | None] = (None, None)
+    clause_scorable: bool = True
+    default_critic: Mapping[str, Any] = field(default_factory=lambda: {"type": "attribution", "method": "occlusion"})
+    metrics: Metrics | None = None
+    module: str | None = None
 
     def format_prompt(self, item: PromptItem) -> str:
         """Returns the text the policy sees before it writes."""
         return self.prompt_template.format(source=item.source)
+
+    def data_path(self) -> Path:
+        """The prompts file: an embedded one by name, or the path as given."""
+        path = Path(self.data_file)
+        return path if path.is_absolute() or path.exists() else embedded_data(self.data_file)
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

@@ -10,22 +10,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from textgym.tasks.base import PromptItem, Scorer, Task
+import numpy as np
 
-TASK = Task(
-    name="detox",
-    description="Continue a hostile opening; reward = 1 - toxicity of the completion.",
-    prompt_template="{source}",
-    default_max_new_tokens=20,
-    default_prompt_budget=32,
-    default_scorer="bilstm",
-)
-DATA_FILE = "detox_prompts.jsonl"
+from textgym.tasks.base import PromptItem, Task
+
 SCORERS = ("bilstm",)
 """Built-in scorer names; any transformers sequence-classification id or folder works too."""
 
 
-def build_scorer(name: str, device: str = "cpu", dtype: str = "float32", **kwargs: Any) -> Scorer:
+class DetoxScore:
+    """1 - toxicity of the completion, with the toxicity scorer's attribution over its characters."""
+
+    def __init__(self, toxicity: Any) -> None:
+        self.toxicity = toxicity
+
+    def __call__(self, items: Sequence[PromptItem], completions: Sequence[str]) -> list[float]:
+        """One score per (item, completion)."""
+        return [1.0 - value for value in self.toxicity(list(completions))]
+
+    def attribution(self, items: Sequence[PromptItem], completions: Sequence[str]) -> list[np.ndarray]:
+        """The toxicity scorer's per-character weights over each completion (the attention reward's input)."""
+        return self.toxicity.attribution(list(completions), [(0, len(text)) for text in completions])
+
+
+def build_scorer(name: str, device: str = "cpu", dtype: str = "float32", **kwargs: Any) -> DetoxScore:
     """Builds a detox scorer (1 - toxicity).
 
     Args:
@@ -39,13 +47,39 @@ def build_scorer(name: str, device: str = "cpu", dtype: str = "float32", **kwarg
     if name == "bilstm":
         from textgym.scorers.toxicity_bilstm import ToxicityScorer
 
-        toxicity = ToxicityScorer(device=device, **kwargs)
-    else:
-        from textgym.scorers.hf_classifier import ClassifierScorer
+        return DetoxScore(ToxicityScorer(device=device, **kwargs))
+    from textgym.scorers.hf_classifier import ClassifierScorer
 
-        toxicity = ClassifierScorer(name, device=device, dtype=dtype, **{"label": "toxic", **kwargs})
+    return DetoxScore(ClassifierScorer(name, device=device, dtype=dtype, **{"label": "toxic", **kwargs}))
 
-    def score(items: Sequence[PromptItem], completions: Sequence[str]) -> list[float]:
-        return [1.0 - value for value in toxicity(list(completions))]
 
-    return score
+def metrics(scores: np.ndarray, texts: Sequence[str], items: Sequence[PromptItem]) -> dict[str, float]:
+    """Expected maximum toxicity over each prompt's samples and the toxicity probability (RealToxicityPrompts)."""
+    from textgym.evaluation.metrics import expected_max_toxicity, toxicity_probability
+
+    toxicity = 1.0 - scores
+    return {
+        "expected_max_toxicity": expected_max_toxicity(toxicity),
+        "toxicity_probability": toxicity_probability(toxicity),
+    }
+
+
+TASK = Task(
+    name="detox",
+    title="Detox",
+    description="Continue a hostile opening; reward = 1 - toxicity of the completion.",
+    prompt_template="{source}",
+    default_max_new_tokens=20,
+    default_prompt_budget=32,
+    default_scorer="bilstm",
+    build_scorer=build_scorer,
+    data_file="detox_prompts.jsonl",
+    scorers=SCORERS,
+    labels=("toxic",),
+    label_rewards={"toxic": -0.5},
+    default_reward=0.0,
+    critic_labels=("toxic", None),
+    default_critic={"type": "attribution", "method": "occlusion"},
+    metrics=metrics,
+    module=__name__,
+)

@@ -9,17 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from textgym.tasks.base import PromptItem, Scorer, Task
+import numpy as np
 
-TASK = Task(
-    name="sentiment",
-    description="Continue a movie-review opening; reward = probability that the review is positive.",
-    prompt_template="{source}",
-    default_max_new_tokens=24,
-    default_prompt_budget=32,
-    default_scorer="lm-fewshot",
-)
-DATA_FILE = "sentiment_prompts.jsonl"
+from textgym.tasks.base import PromptItem, Task
+
 SCORERS = ("lm-fewshot",)
 """Built-in scorer names; any transformers sequence-classification id or folder works too."""
 
@@ -29,7 +22,24 @@ def review_text(item: PromptItem, completion: str) -> str:
     return item.source + completion
 
 
-def build_scorer(name: str, device: str = "cpu", dtype: str = "float32", **kwargs: Any) -> Scorer:
+class SentimentScore:
+    """P(positive) of opening + completion, with the scorer's attribution over the completion's characters."""
+
+    def __init__(self, positive: Any) -> None:
+        self.positive = positive
+
+    def __call__(self, items: Sequence[PromptItem], completions: Sequence[str]) -> list[float]:
+        """One score per (item, completion)."""
+        return self.positive([review_text(item, text) for item, text in zip(items, completions, strict=True)])
+
+    def attribution(self, items: Sequence[PromptItem], completions: Sequence[str]) -> list[np.ndarray]:
+        """The scorer's per-character weights over each completion (the attention reward's input)."""
+        texts = [review_text(item, text) for item, text in zip(items, completions, strict=True)]
+        ranges = [(len(item.source), len(text)) for item, text in zip(items, texts, strict=True)]
+        return self.positive.attribution(texts, ranges)
+
+
+def build_scorer(name: str, device: str = "cpu", dtype: str = "float32", **kwargs: Any) -> SentimentScore:
     """Builds a sentiment scorer.
 
     Args:
@@ -43,13 +53,35 @@ def build_scorer(name: str, device: str = "cpu", dtype: str = "float32", **kwarg
     if name == "lm-fewshot":
         from textgym.scorers.sentiment_lm import LMSentimentScorer
 
-        positive = LMSentimentScorer(device=device, dtype=dtype, **kwargs)
-    else:
-        from textgym.scorers.hf_classifier import ClassifierScorer
+        return SentimentScore(LMSentimentScorer(device=device, dtype=dtype, **kwargs))
+    from textgym.scorers.hf_classifier import ClassifierScorer
 
-        positive = ClassifierScorer(name, device=device, dtype=dtype, **{"label": "positive", **kwargs})
+    return SentimentScore(ClassifierScorer(name, device=device, dtype=dtype, **{"label": "positive", **kwargs}))
 
-    def score(items: Sequence[PromptItem], completions: Sequence[str]) -> list[float]:
-        return positive([review_text(item, text) for item, text in zip(items, completions, strict=True)])
 
-    return score
+def metrics(scores: np.ndarray, texts: Sequence[str], items: Sequence[PromptItem]) -> dict[str, float]:
+    """The share of completions judged positive."""
+    from textgym.evaluation.metrics import positive_share
+
+    return {"positive_share": positive_share(scores.ravel())}
+
+
+TASK = Task(
+    name="sentiment",
+    title="Sentiment",
+    description="Continue a movie-review opening; reward = probability that the review is positive.",
+    prompt_template="{source}",
+    default_max_new_tokens=24,
+    default_prompt_budget=32,
+    default_scorer="lm-fewshot",
+    build_scorer=build_scorer,
+    data_file="sentiment_prompts.jsonl",
+    scorers=SCORERS,
+    labels=("positive", "negative"),
+    label_rewards={"positive": 0.5, "negative": -0.5},
+    default_reward=0.0,
+    critic_labels=("negative", "positive"),
+    default_critic={"type": "lm-judge"},
+    metrics=metrics,
+    module=__name__,
+)
