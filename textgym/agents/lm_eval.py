@@ -98,4 +98,5 @@ def evaluate_lm(
         "episodes": len(rewards),
         "prompt_indices": indices,
         "samples": samples[:4],
+        "completions": [{**sample, "reward": reward} for sample, reward in zip(samples, rewards, strict=True)],
     }

@@ -9,6 +9,7 @@ resumed gives the run that was not killed (bit for bit: the agents checkpoint th
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -19,6 +20,9 @@ from textgym.files import atomic_write
 from textgym.training.registry import AgentSpec, agent_spec, make_config
 from textgym.training.report import summarize_run
 from textgym.training.run_folder import RunFolder
+
+FINAL_COMPLETIONS = "final_completions.jsonl"
+"""Every completion of a run's last evaluation (prompt, completion, reward), one JSON object per line."""
 
 if TYPE_CHECKING:
     from textgym.agents.lm_agent import LMAgent
@@ -100,7 +104,7 @@ def train_lm(
                 bar.update()
                 last = agent.iteration == c.iterations
                 if c.eval_episodes and (agent.iteration % c.eval_every == 0 or last):
-                    evaluations.append(_evaluate(agent, writer, run))
+                    evaluations.append(_evaluate(agent, writer, run, final=last))
                 if agent.iteration % checkpoint_every == 0 or last:
                     save_checkpoint(run.checkpoint, agent.state_dict())
     finally:
@@ -109,8 +113,11 @@ def train_lm(
     return summarize_run(run.path, spec.name, agent.config.to_dict(), evaluations)
 
 
-def _evaluate(agent: LMAgent, writer, run: RunFolder) -> dict[str, Any]:
+def _evaluate(agent: LMAgent, writer, run: RunFolder, final: bool = False) -> dict[str, Any]:
     result = agent.evaluate()
+    if final:  # every completion of the last evaluation, for judges that no reward used (the reward-hacking check)
+        lines = "".join(json.dumps(row) + "\n" for row in result["completions"])
+        atomic_write(run.path / FINAL_COMPLETIONS, lambda temporary: temporary.write_text(lines, encoding="utf-8"))
     return _log(
         writer,
         run,
