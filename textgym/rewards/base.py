@@ -13,13 +13,14 @@ here, once, for the single wrapper and the vector wrapper alike:
   discount of 1). A member declares which modes it has.
 - **One batched call per step.** :class:`DenseRewardBook` gathers every sub-environment's queries of a step and
   asks the member once.
-- **The cache.** Answers are kept by (member configuration, query), per process, so a repeated prefix or text
+- **The cache.** Answers are kept by (member configuration, query), per member object, so a repeated prefix or text
   costs nothing; failed answers are not kept.
 - **Faults.** A member's evaluation that raises, or an answer that is a :class:`Failure`, is counted in
   ``info["reward_stats"]["failures"]``, logged, and never crashes the env: a failed prefix pays nothing, a failed
-  final answer makes the episode's return the extrinsic reward alone (what was paid is taken back), and
-  ``info["reward_fallback"]`` says so. No silent wrong reward: a member whose shares do not sum to what it paid is
-  a bug, logged and replaced by the fallback.
+  final answer makes the episode's return the extrinsic reward alone (what was paid is taken back, and
+  ``info["reward_error"]`` says why); ``info["reward_fallback"]`` says that an answer failed in the episode.
+  No silent wrong reward: a member whose shares do not sum to what it paid is a bug, logged and replaced by the
+  fallback.
 - **What agents read.** ``credit_token_rewards`` on the wrappers (see :class:`DenseRewardBook`), and the reward's
   name and mode, instead of peeking at a wrapper's internals or at the env id's spelling.
 """

@@ -21,8 +21,9 @@ class DenseRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     ## Info (last step)
     ``token_rewards`` (one float per generated token, summing to the episode's return; a tuple, because lengths
     differ between episodes and vector infos hold them as objects), ``dense_reward`` (the return minus the
-    extrinsic reward), ``reward_fallback`` and ``reward_error`` (an answer failed; the return is then the
-    extrinsic reward alone), ``reward_stats`` (requests, cache hits, calls, failures), plus the member's own keys.
+    extrinsic reward), ``reward_fallback`` (an answer failed in this episode: a failed prefix paid nothing),
+    ``reward_error`` (set when the final answer failed, so that the return is the extrinsic reward alone),
+    ``reward_stats`` (requests, cache hits, calls, failures), plus the member's own keys.
 
     Attributes:
         reward: The member.
