@@ -446,21 +446,20 @@ class LMAgent:
 
     @staticmethod
     def critic_counts(batch: Batch) -> dict[str, float]:
-        """Critic calls, hit rate and fallbacks (cumulative, from the last finished episode's info)."""
+        """A dense reward's work and a critic's, from the last finished episode's info, and this batch's fallbacks.
+
+        ``reward/`` holds the reward's queries, cache hits, evaluations and failures; ``critic/`` a critic's calls
+        and hit rate; both cumulative in the process.
+        """
         out: dict[str, float] = {}
-        stats = [info["critic_stats"] for info in batch.infos if "critic_stats" in info]
-        if stats:
-            last = stats[-1]
-            out.update(
-                {
-                    f"critic/{key}": float(value)
-                    for key, value in last.items()
-                    if isinstance(value, (int, float, np.number))
-                }
-            )
-        fallbacks = [bool(info.get("critic_fallback")) for info in batch.infos if "critic_fallback" in info]
-        if fallbacks:
-            out["critic/fallback_episodes"] = float(sum(fallbacks))
+        for prefix in ("reward", "critic"):
+            stats = [info[f"{prefix}_stats"] for info in batch.infos if f"{prefix}_stats" in info]
+            if stats:
+                numbers = {key: value for key, value in stats[-1].items() if isinstance(value, (int, float, np.number))}
+                out.update({f"{prefix}/{key}": float(value) for key, value in numbers.items()})
+            fallbacks = [bool(info[f"{prefix}_fallback"]) for info in batch.infos if f"{prefix}_fallback" in info]
+            if fallbacks:
+                out[f"{prefix}/fallback_episodes"] = float(sum(fallbacks))
         return out
 
     # -- evaluation -----------------------------------------------------------------------------------------
