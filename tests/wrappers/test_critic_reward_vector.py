@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import textgym  # noqa: F401  (registers the ids)
+from tests.wrappers.helpers import critic_wrapper
 from textgym.critics.attribution import AttributionCritic
 from textgym.models import load_tokenizer
 from textgym.wrappers import CriticRewardVectorWrapper
@@ -29,10 +30,13 @@ def test_vector_wrapper_equals_sync_of_single_wrappers(mode):
         "TextDetox-critic-v0", num_envs=3, vectorization_mode="sync", critic=AttributionCritic("detox"), **kwargs
     )
     assert isinstance(vec, CriticRewardVectorWrapper)
-    assert vec.critic is not sync.envs[0].unwrapped  # separate critics: nothing is shared through a cache
+    sync_critics = {id(critic_wrapper(env).critic) for env in sync.envs}
+    assert id(vec.critic) not in sync_critics  # separate cached critics: nothing is shared through a cache
     vec.reset(seed=5)
     sync.reset(seed=5)
     returns_v, returns_s, ended, flagged = np.zeros(3), np.zeros(3), 0, 0
+    episode_v = np.zeros(3)  # the running return of each sub-env's current episode
+    online = 0  # episodes that were paid before their last step
     for step in range(16):
         actions = _actions(step, 3, words, tokenizer.eos_token_id)
         obs_v, rew_v, term_v, trunc_v, info_v = vec.step(actions)
@@ -42,14 +46,22 @@ def test_vector_wrapper_equals_sync_of_single_wrappers(mode):
         np.testing.assert_allclose(rew_v, rew_s, atol=1e-6)
         returns_v += rew_v
         returns_s += rew_s
+        episode_v += rew_v
         for i in np.flatnonzero(term_v):
             ended += 1
-            assert sum(info_v["token_rewards"][i]) == pytest.approx(sum(info_s["token_rewards"][i]), abs=1e-6)
+            np.testing.assert_allclose(info_v["token_rewards"][i], info_s["token_rewards"][i], atol=1e-6)
             assert info_v["critic_spans"][i] == info_s["critic_spans"][i]
             flagged += bool(info_v["critic_spans"][i])
-            assert rew_v[i] == pytest.approx(sum(info_v["token_rewards"][i]), abs=1e-9) or mode == "prefix"
+            # In both modes the shares sum to the episode's return; in episode mode it is all paid on the last step.
+            assert episode_v[i] == pytest.approx(sum(info_v["token_rewards"][i]), abs=1e-9)
+            paid_early = episode_v[i] - rew_v[i]
+            if mode == "episode":
+                assert paid_early == pytest.approx(0.0, abs=1e-12)
+            online += abs(paid_early) > 1e-9
+            episode_v[i] = 0.0
     assert ended >= 5
     assert flagged >= 1 and returns_v.min() < 0  # the toxic words were penalised
+    assert online >= 1 if mode == "prefix" else online == 0
     np.testing.assert_allclose(returns_v, returns_s, atol=1e-6)
 
 
