@@ -25,11 +25,24 @@ def defuse(text: str) -> str:
     return _MARKER.sub(lambda match: "‹‹‹" if match.group() == "<<<" else "›››", text)
 
 
+def template_path(task: str, name: str):
+    """Where a task's critic template ``name`` (e.g. ``"detox_list.txt"``) lives.
+
+    The task's own declaration (``Task.critic_templates``, by kind) first, else the packaged
+    ``textgym/critics/templates/``.
+    """
+    from textgym.tasks import get_task
+
+    kind = name.removeprefix(f"{task}_").rsplit(".", 1)[0]
+    declared = get_task(task).critic_templates.get(kind)
+    return Path(declared) if declared else resources.files("textgym.critics") / "templates" / name
+
+
 def load_template(task: str, kind: str = "list", path: str | Path | None = None) -> str:
-    """Returns a template's text: the user's file at ``path``, else the packaged ``templates/{task}_{kind}.txt``."""
+    """Returns a template's text: the user's file at ``path``, else the task's (its own, or the packaged one)."""
     if path is not None:
         return Path(path).read_text(encoding="utf-8")
-    return (resources.files("textgym.critics") / "templates" / f"{task}_{kind}.txt").read_text(encoding="utf-8")
+    return template_path(task, f"{task}_{kind}.txt").read_text(encoding="utf-8")
 
 
 def render(template: str, prompt: str, completion: str, extrinsic: float | None = None) -> str:

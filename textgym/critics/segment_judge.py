@@ -61,10 +61,10 @@ def load_judge_spec(task: str, path: str | Path | None = None) -> dict[str, Any]
         ValueError: A question lacks a field, has an unknown kind, uses an unknown query field or label, or the
             template has no question.
     """
-    from importlib import resources
-
     if path is None:
-        text = (resources.files("textgym.critics") / "templates" / f"{task}_judge.json").read_text(encoding="utf-8")
+        from textgym.critics.prompts import template_path
+
+        text = template_path(task, f"{task}_judge.json").read_text(encoding="utf-8")
     else:
         text = Path(path).read_text(encoding="utf-8")
     spec = json.loads(text)

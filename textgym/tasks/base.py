@@ -74,6 +74,9 @@ class Task:
         clause_scorable: Whether a clause alone has a meaningful score (the attribution critic's ``segment``
             method); summaries do not.
         default_critic: The offline default critic's config (see :mod:`textgym.critics.registry`).
+        critic_templates: The task's own critic templates by kind (``"judge"``: the clause judge's JSON,
+            ``"list"``: the listing critics' prompt), as paths; a kind not given is the packaged
+            ``textgym/critics/templates/{name}_{kind}.*`` (the built-in tasks have all of them there).
         metrics: The task's own eval metrics beside the reward (see :data:`Metrics`).
         module: The module that declares the task; a spawned worker process imports it to find the task.
     """
@@ -96,6 +99,7 @@ class Task:
     critic_labels: tuple[str | None, str | None] = (None, None)
     clause_scorable: bool = True
     default_critic: Mapping[str, Any] = field(default_factory=lambda: {"type": "attribution", "method": "occlusion"})
+    critic_templates: Mapping[str, str] = field(default_factory=dict)
     metrics: Metrics | None = None
     module: str | None = None
 
