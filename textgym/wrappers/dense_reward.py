@@ -11,6 +11,17 @@ from textgym.rewards import DenseReward, build_reward
 from textgym.rewards.base import DenseRewardBook, EnvSettings
 
 
+def _plain(value: Any) -> Any:
+    """A constructor argument as the env spec records it: plain data as it is, an object (a critic) by its repr."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    return repr(value)
+
+
 class DenseRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Replaces a text environment's sparse reward by a dense reward that keeps (or shifts) its return.
 
@@ -43,9 +54,8 @@ class DenseRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def __init__(
         self, env: gym.Env, reward: str | DenseReward = "uniform", mode: str = "episode", **reward_kwargs: Any
     ):
-        gym.utils.RecordConstructorArgs.__init__(
-            self, reward=reward if isinstance(reward, str) else repr(reward), mode=mode, **reward_kwargs
-        )
+        recorded = {key: _plain(value) for key, value in {"reward": reward, "mode": mode, **reward_kwargs}.items()}
+        gym.utils.RecordConstructorArgs.__init__(self, **recorded)
         super().__init__(env)
         self.reward = build_reward(reward, EnvSettings.of_env(env), mode, **reward_kwargs)
         self.book = DenseRewardBook(self.reward, 1)
