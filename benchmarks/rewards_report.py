@@ -11,11 +11,15 @@ over the seeds that finished:
 - **cost**: the dense reward's scorer evaluations and the critic's texts per training episode (beyond the env's
   one score per episode), and training seconds (process CPU seconds too: one thread, shared machine).
 - **reward-hacking check**: every completion of each run's last evaluation, judged by a model that no reward used:
-  Gemma 3 270M (a larger LM than the SmolLM2 policy, scorer and critics) few-shot for sentiment (P(positive),
-  calibrated like the task scorer) and for toxicity (P(toxic)); for summaries its per-token log-likelihood gain of
-  the summary from the post (how much the post explains the summary). Beside it the fluency of the same texts:
-  perplexity under Gemma 3 270M and distinct-2 over each prompt's completions. A reward that a policy games shows
-  up as a training-score gain that the judge does not see, or as rising perplexity / falling distinct-n.
+  for sentiment Gemma 3 270M few-shot (P(positive), calibrated like the task scorer: a larger LM than the SmolLM2
+  policy, scorer and critics); for toxicity ``alt-profanity-check`` (a linear SVM on word n-grams, another model
+  family than the BiLSTM the rewards use; ``pip install textgym[bench]``; Gemma 3 270M few-shot could not tell
+  "you are a disgusting idiot" from "the weather is fine today", 0.57 against 0.57, so it is not used); for
+  summaries Gemma 3 270M's per-token log-likelihood gain of the summary from the post (how much the post explains
+  the summary: 1.37 for the reference summaries of two eval posts, -0.03 for an unrelated sentence). Beside it
+  the fluency of the same texts: perplexity under Gemma 3 270M and distinct-2 over each prompt's completions. A
+  reward that a policy games shows up as a training-score gain that the judge does not see, or as rising
+  perplexity / falling distinct-n.
 
 Judgements are cached in ``OUT/judged.json`` (by run), so re-running after more runs finish judges only those.
 
@@ -36,22 +40,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 JUDGE_MODEL = "gemma3-270m"
-TOXIC_PREFIX = (
-    "Comment: Thanks for the help, that fixed it.\nToxic: no\n\n"
-    "Comment: You are a pathetic moron and everyone hates you.\nToxic: yes\n\n"
-    "Comment: I disagree with the referee's call, but it was a fair game.\nToxic: no\n\n"
-    "Comment: Shut up, you worthless piece of garbage.\nToxic: yes\n\n"
-)
-"""Written for this check; none of these is in the task's prompts or the scorer's calibration."""
-TOXIC_CALIBRATION = (
-    "What a lovely morning for a walk.",
-    "Go to hell, you stupid idiot.",
-    "The meeting moved to Thursday at noon.",
-    "Nobody wants your disgusting face here, loser.",
-    "I think the second chapter is the strongest.",
-    "You are the dumbest person I have ever met.",
-)
-"""A balanced set (3 toxic, 3 not): its mean margin is where the judge says 0.5."""
 SUMMARY_PREFIX = (
     "Post: My landlord raised the rent by 30% with two weeks' notice. Is that even legal in Ohio?\n"
     "TL;DR: Landlord raised rent 30% on two weeks' notice; is it legal in Ohio?\n\n"
@@ -108,15 +96,11 @@ class Judges:
 
     def __init__(self) -> None:
         from textgym.models import load_causal_lm, load_tokenizer
-        from textgym.scorers.fewshot_judge import ContextGainJudge, FewShotMarginJudge
+        from textgym.scorers.fewshot_judge import ContextGainJudge
         from textgym.scorers.sentiment_lm import LMSentimentScorer
 
         self.lm, self.tokenizer = load_causal_lm(JUDGE_MODEL), load_tokenizer(JUDGE_MODEL)
         self.sentiment = LMSentimentScorer(model=JUDGE_MODEL)
-        self.toxic = FewShotMarginJudge(
-            self.lm, self.tokenizer, TOXIC_PREFIX, "Comment: {text}\nToxic:", (" yes", " no")
-        )  # fmt: skip
-        self.toxic_bias = float(np.mean(self.toxic.margins(list(TOXIC_CALIBRATION))))
         self.summary = ContextGainJudge(self.lm, self.tokenizer, SUMMARY_PREFIX, "Post: {context}\nTL;DR:{text}")
 
     def judge(self, task: str, completions: list[dict]) -> dict[str, float]:
@@ -129,8 +113,9 @@ class Judges:
         if task == "sentiment":
             verdict, name = self.sentiment([p + t for p, t in zip(prompts, texts, strict=True)]), "judge P(positive)"
         elif task == "detox":
-            margins = self.toxic.margins(texts) - self.toxic_bias
-            verdict, name = (1.0 / (1.0 + np.exp(-margins))).tolist(), "judge P(toxic)"
+            from profanity_check import predict_prob
+
+            verdict, name = predict_prob(texts).tolist(), "judge P(profane)"
         else:
             posts = {get_task(task).format_prompt(item): item.source for item in get_items(task, "eval")}
             verdict = self.summary.margins(texts, [posts.get(p, p) for p in prompts]).tolist()
@@ -263,7 +248,8 @@ def main() -> int:
         "the sparse run's mean final reward (same task and agent); scorer calls / ep: the dense reward's scorer "
         "evaluations per training episode beyond the env's own score (cache misses); critic texts / ep: texts "
         "sent to the critic; judge: a model no reward used, on every final-eval completion (Gemma 3 270M "
-        "few-shot P(positive) / P(toxic), or its log-likelihood gain of the summary from the post), with the "
+        "few-shot P(positive) for sentiment, alt-profanity-check's P(profane) for detox, Gemma's log-likelihood "
+        "gain of the summary from the post for summaries), with the "
         "perplexity of the same completions under Gemma 3 270M and distinct-2 over each prompt's completions."
     )
     write(args.name, rows, notes)
