@@ -1,7 +1,8 @@
 """LocalListingCritic: a local LM lists spans, read by the OpenAI-compatible critic's parser.
 
-The plumbing (batching, determinism, parsing, registry) runs on a tiny config-built Llama with the real SmolLM2
-tokenizer; one smoke test runs the real SmolLM2.
+The plumbing (batching, determinism, registry) runs on a tiny config-built Llama with the real SmolLM2 tokenizer.
+Its replies are noise, so the reading of replies into spans is checked on replies written for the tests, put in
+the place of the generated ones; one slow test runs the real SmolLM2.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
+from tests.critics.loopback_server import completion_between_markers
 from tests.tiny_model import save_tiny_causal_lm, tiny_llama_config
-from textgym.critics.base import Critic, Critique
+from textgym.critics import local_listing
+from textgym.critics.base import Critic, Span
 from textgym.critics.cache import CachedCritic
 from textgym.critics.local_listing import LocalListingCritic, _first_block, generate_replies
-from textgym.critics.parsing import critique_from_labelled_reply
+from textgym.critics.openai_compat import FAILURE_KINDS
 from textgym.critics.registry import build_critic
 from textgym.error import UnknownNameError
 from textgym.models import load_tokenizer
@@ -75,23 +78,83 @@ def test_plain_mode_keeps_the_first_block_of_a_reply():
     assert _first_block("no blank line") == "no blank line"
 
 
-@pytest.mark.parametrize("task", ["detox", "sentiment", "summarize"])
-def test_each_critique_is_the_shared_parser_on_its_own_reply_and_stats_count_it(tiny, task):
+SCRIPTS = {
+    # task: {text: (the reply written for the test, the spans it must give, or the failure kind)}
+    "detox": {
+        TEXTS[0]: (
+            "Toxic Spans Identified in the Sentence:\nToxic Span 1: stupid idiot\nToxic Span 2: hate you",
+            [Span(10, 22, "toxic"), Span(29, 37, "toxic")],
+        ),
+        TEXTS[1]: ("Toxic phrases: none", []),
+        TEXTS[2]: ("Toxic spans: shut up, worthless clown", [Span(0, 7, "toxic"), Span(13, 28, "toxic")]),
+        TEXTS[3]: ("Toxic phrases: moron", "unlocated"),
+        TEXTS[4]: ("  ", "empty"),
+    },
+    "sentiment": {
+        TEXTS[0]: (
+            "Identified Negative Text Span:\n[Span 1]: stupid idiot\n[Span 2]: zebra",
+            [Span(10, 22, "negative")],
+        ),
+        TEXTS[1]: ("Identified Positive Text Span: [Span 1]: thanks", [Span(0, 6, "positive")]),
+        TEXTS[2]: ("The text is rude.", "unparsable"),
+        TEXTS[3]: ("None identified.", []),
+        TEXTS[4]: (
+            '{"negative": ["late again", "missed the start"]}',
+            [Span(12, 22, "negative"), Span(29, 45, "negative")],
+        ),
+    },
+    "summarize": {
+        TEXTS[0]: ("Span 1: I hate you (Label: Non-factual)", [Span(27, 37, "incorrect")]),
+        TEXTS[1]: ("Problematic Spans Identified in the Summary:\nNone identified", []),
+        TEXTS[2]: ("Span 1: on Mars (Label: Factually Incorrect)", "unlocated"),
+        TEXTS[3]: ("", "empty"),
+        TEXTS[4]: (
+            "Irrelevant phrases: the bus was late again\nIncoherent phrases: the start of the meeting",
+            [Span(0, 22, "irrelevant"), Span(36, 60, "incoherent")],
+        ),
+    },
+}
+
+
+@pytest.mark.parametrize("task", list(SCRIPTS))
+def test_replies_become_the_hand_written_spans_and_failures_are_counted_and_logged(tiny, task, monkeypatch, caplog):
+    script = SCRIPTS[task]
+
+    def scripted(model, tokenizer, messages, *args, **kwargs):
+        return [script[completion_between_markers(message)][0] for message in messages]
+
+    monkeypatch.setattr(local_listing, "generate_replies", scripted)
     critic = make(tiny, task, batch_size=2)
-    critiques = critic.critique(["The man said"] * len(TEXTS), TEXTS)
-    assert len(critiques) == len(TEXTS) and all(isinstance(c, Critique) for c in critiques)
+    with caplog.at_level("WARNING", logger="textgym.critics"):
+        critiques = critic.critique(["The man said"] * len(TEXTS), TEXTS)
+    failed = {}
     for critique, text in zip(critiques, TEXTS, strict=True):
-        assert critique == critique_from_labelled_reply(critique.raw, text, task)
-        for span in critique.spans:
-            assert 0 <= span.start < span.end <= len(text)
-    assert critic.stats.calls == len(TEXTS)
+        reply, expected = script[text]
+        assert critique.raw == reply
+        if isinstance(expected, str):
+            assert not critique.ok and critique.spans == () and critique.error.startswith(f"{expected}: ")
+            failed[expected] = failed.get(expected, 0) + 1
+        else:
+            assert critique.ok and list(critique.spans) == expected, (text, critique)
+    assert critic.stats.calls == len(TEXTS) and critic.stats.ok == len(TEXTS) - sum(failed.values())
+    assert {kind: count for kind, count in critic.stats.failures.items() if count} == failed
+    assert critic.stats.dropped == (1 if task == "sentiment" else 0)  # the "zebra" of the sentiment script
+    logged = [record.getMessage() for record in caplog.records if record.name == "textgym.critics"]
+    assert len(logged) == sum(failed.values()) and all("failed on completion" in line for line in logged)
+
+
+def test_the_model_s_own_replies_are_read_and_counted(tiny):
+    critic = make(tiny, "sentiment", batch_size=2)
+    critiques = critic.critique(["The man said"] * len(TEXTS), TEXTS)
+    model, tokenizer = tiny
+    messages = critic.messages(["The man said"] * len(TEXTS), TEXTS)
+    assert [c.raw for c in critiques] == generate_replies(model, tokenizer, messages, max_new_tokens=6)
+    for critique, text in zip(critiques, TEXTS, strict=True):
+        assert all(0 <= span.start < span.end <= len(text) for span in critique.spans)
+        assert critique.ok or critique.error.split(":")[0] in FAILURE_KINDS
+    assert critic.stats.calls == len(TEXTS) and critic.stats.ok == sum(c.ok for c in critiques)
     assert critic.stats.ok + critic.stats.failed == len(TEXTS)
-    assert critic.stats.ok == sum(c.ok for c in critiques)
-    assert critic.stats.dropped == sum(c.dropped for c in critiques if c.ok)
-    for critique in critiques:
-        if not critique.ok:
-            assert critique.error.split(":")[0] in ("empty", "unparsable")
-    again = make(tiny, task, batch_size=5).critique(["The man said"] * len(TEXTS), TEXTS)
+    again = make(tiny, "sentiment", batch_size=5).critique(["The man said"] * len(TEXTS), TEXTS)
     assert [c.raw for c in again] == [c.raw for c in critiques]  # greedy: batch size changes nothing
 
 
@@ -155,15 +218,21 @@ def test_the_registry_builds_an_lm_list_critic_on_a_model_folder(tmp_path):
     assert isinstance(critic, LocalListingCritic) and critic.model_name == str(folder)
     assert build_critic("sentiment", {"type": "lm-list", "model": str(folder), "max_new_tokens": 4}) is critic
     [critique] = critic.critique(["The film"], ["It was great."])
-    assert critique == critique_from_labelled_reply(critique.raw, "It was great.", "sentiment")
+    assert critique.raw is not None and (critique.ok or critique.error.split(":")[0] in FAILURE_KINDS)
 
 
 @pytest.mark.slow
-def test_smollm2_lists_and_the_spans_lie_in_the_text():
+def test_smollm2_flags_the_insults_of_toxic_texts():
+    """SmolLM2-135M marks toxic texts by copying much of them (its precision is low, see
+    benchmarks/results/critic_quality.md), so that a clean text stays unmarked cannot be asserted reliably; that the
+    insults of a toxic text lie in its spans, and that greedy critiques repeat, can."""
     critic = LocalListingCritic("detox", max_new_tokens=32, batch_size=2)
-    critiques = critic.critique(["The man said"] * 2, TEXTS[:2])
-    assert critiques == critic.critique(["The man said"] * 2, TEXTS[:2])  # greedy and deterministic
-    for critique, text in zip(critiques, TEXTS[:2], strict=True):
-        assert critique.raw and critique == critique_from_labelled_reply(critique.raw, text, "detox")
-        assert all(0 <= s.start < s.end <= len(text) and s.label == "toxic" for s in critique.spans)
-    assert critic.stats.calls == 4
+    texts = [TEXTS[0], TEXTS[2]]
+    critiques = critic.critique(["The man said"] * 2, texts)
+    for critique, text, insult in zip(critiques, texts, ["idiot", "worthless clown"], strict=True):
+        assert critique.ok, (critique.error, critique.raw)
+        start = text.index(insult)
+        assert any(s.start <= start and start + len(insult) <= s.end for s in critique.spans), critique
+        assert all(s.label == "toxic" for s in critique.spans)
+    assert critique.raw and critic.critique(["The man said"] * 2, texts) == critiques  # greedy and deterministic
+    assert critic.stats.calls == 4 and critic.stats.ok == 4

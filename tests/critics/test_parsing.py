@@ -300,11 +300,11 @@ def test_unlocatable_phrases_are_counted_in_dropped():
     assert [span.text(COMPLETION) for span in critique.spans] == ["idiot", "hate you"]
 
 
-def test_every_phrase_dropped_is_still_ok():
+def test_every_phrase_dropped_is_a_failed_critique_not_a_clean_text():
     critique = critique_from_reply("Toxic phrases: zebra | giraffe", COMPLETION, "toxic")
-    assert critique.ok is True
+    assert critique.ok is False
     assert critique.spans == ()
-    assert critique.dropped == 2
+    assert critique.error == "unlocated: the critic named 2 phrases, none found in the completion"
 
 
 def test_repeated_phrases_take_successive_occurrences_and_duplicates_collapse():

@@ -67,8 +67,8 @@ class Critique:
 
     Attributes:
         spans: The located spans, sorted by start.
-        ok: False when the critic failed (timeout, error, unparsable reply); the spans are then empty and
-            must not be used as an answer.
+        ok: False when the critic failed (timeout, error, unparsable reply, phrases none of which are in the
+            completion); the spans are then empty and must not be used as an answer.
         error: What went wrong, when ``ok`` is False.
         dropped: Spans the critic named that could not be located in the completion.
         raw: The critic's raw reply, where it has one (for debugging; never holds credentials).

@@ -4,8 +4,9 @@ Each completion is rendered into the task's listing template (see :mod:`textgym.
 tokenizer's chat template as one user message when the tokenizer has one (plain text otherwise), and answered by
 greedy generation, batched with left padding. The reply ("Toxic phrases: stupid idiot | hate you") is read by the
 same parser as the OpenAI-compatible critic's (:func:`~textgym.critics.parsing.critique_from_labelled_reply`):
-phrases that cannot be found in the completion are dropped and counted, a reply that names no label is a failed
-critique.
+phrases that cannot be found in the completion are dropped and counted; a reply that names no label, or whose
+phrases are none of them in the completion, is a failed critique, counted and logged at WARNING on the
+``textgym.critics`` logger.
 
 Listing needs a capable model: small ones list badly (``shared/MODELS.md``; SmolLM2-135M and Gemma 3 270M are
 measured in ``benchmarks/results/critic_quality.md``). Use it with a larger local model, e.g.
@@ -20,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +33,8 @@ from textgym.critics.parsing import critique_from_labelled_reply
 from textgym.critics.prompts import load_template, render
 from textgym.error import unknown_name
 from textgym.models import DEFAULT_POLICY_MODEL, load_causal_lm, load_tokenizer
+
+logger = logging.getLogger("textgym.critics")
 
 
 def generate_replies(
@@ -200,7 +204,7 @@ class LocalListingCritic:
     def critique(
         self, prompts: Sequence[str], completions: Sequence[str], extrinsic: Sequence[float] | None = None
     ) -> list[Critique]:
-        """Lists and locates the spans of each completion; a reply without a label is a failed critique.
+        """Lists and locates the spans of each completion; an unusable reply is a failed critique.
 
         Args:
             prompts: The prompt of each completion (shown to the critic, not judged).
@@ -209,7 +213,7 @@ class LocalListingCritic:
 
         Returns:
             One critique per completion, in order, with the raw reply; a failed one's ``error`` starts with
-            ``"empty"`` or ``"unparsable"``.
+            ``"empty"``, ``"unparsable"`` or ``"unlocated"``.
 
         Raises:
             ValueError: The sequences differ in length.
@@ -219,7 +223,7 @@ class LocalListingCritic:
             self.model, self.tokenizer, messages, self.max_new_tokens, self.batch_size, self.chat
         )
         critiques = []
-        for reply, completion in zip(replies, completions, strict=True):
+        for index, (reply, completion) in enumerate(zip(replies, completions, strict=True)):
             critique = critique_from_labelled_reply(reply, completion, self.task, self.fuzzy)
             self.stats.calls += 1
             if critique.ok:
@@ -227,5 +231,6 @@ class LocalListingCritic:
                 self.stats.dropped += critique.dropped
             else:
                 self.stats.failures[(critique.error or "unparsable").split(":")[0]] += 1
+                logger.warning("Critic %s failed on completion %d: %s", self.model_name, index, critique.error)
             critiques.append(critique)
         return critiques

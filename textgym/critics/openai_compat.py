@@ -5,9 +5,9 @@ user message; the reply ("Toxic phrases: stupid idiot | hate you") is split by l
 the completion (see :mod:`textgym.critics.parsing`). Requests of a batch run concurrently and keep their order.
 
 A server problem never raises: a timeout, a refused connection, an HTTP error (after the client's retries), a body
-that is not a chat completion or a reply without text each turn into ``Critique.failed("<kind>: <reason>")`` for
-that completion, are counted in :attr:`OpenAICompatibleCritic.stats` and are logged at WARNING on the
-``textgym.critics`` logger.
+that is not a chat completion, a reply without text, a reply that names no label of the task or one whose phrases
+are none of them in the completion each turn into ``Critique.failed("<kind>: <reason>")`` for that completion, are
+counted in :attr:`OpenAICompatibleCritic.stats` and are logged at WARNING on the ``textgym.critics`` logger.
 
 The API key is read from an environment variable when the client is built and lives only inside the ``openai``
 client: it is not part of :meth:`~OpenAICompatibleCritic.config_key`, the ``repr``, log records, errors, a pickled
@@ -44,8 +44,17 @@ logger = logging.getLogger("textgym.critics")
 PLACEHOLDER_API_KEY = "not-needed"
 """The key sent when the environment variable is unset: local servers (vLLM, Ollama, llama.cpp) need none."""
 
-FAILURE_KINDS: tuple[str, ...] = ("timeout", "connection", "http_error", "malformed", "empty", "unparsable")
-"""The kinds of failure a critique can have; each failed critique's ``error`` starts with one of them."""
+FAILURE_KINDS: tuple[str, ...] = (
+    "timeout",
+    "connection",
+    "http_error",
+    "malformed",
+    "empty",
+    "unparsable",
+    "unlocated",
+)
+"""The kinds of failure a critique can have; each failed critique's ``error`` starts with one of them (the last
+three are the reply's: see :func:`~textgym.critics.parsing.critique_from_labelled_reply`)."""
 
 _REDACTED = "[redacted]"
 
@@ -336,7 +345,7 @@ class OpenAICompatibleCritic:
         return _reply_text(response)
 
     def _parse(self, reply: str, completion: str) -> Critique:
-        """Reads the spans of every label from a reply, or raises :class:`_Failure` when it names no label."""
+        """Reads the spans of every label from a reply, or raises :class:`_Failure` for an unusable reply."""
         critique = critique_from_labelled_reply(reply, completion, self.task, self.fuzzy)
         if not critique.ok:
             kind, _, reason = (critique.error or "unparsable: ").partition(": ")
