@@ -75,7 +75,7 @@ def load_runs(out: Path) -> list[dict[str, Any]]:
                 "episodes": train[-1]["episodes"] if train else 0,
                 "seconds": sum(m["time/iteration_s"] for m in train),
                 "cpu_seconds": sum(m.get("time/iteration_cpu_s", 0.0) for m in train),
-                "scorer_per_episode": _per_episode(train, "reward/evaluated"),
+                "scorer_per_episode": _per_episode(train, "dense/evaluated") or _per_episode(train, "reward/evaluated"),
                 "critic_per_episode": _per_episode(train, "critic/texts_sent"),
                 "completions": completions,
             }

@@ -155,4 +155,6 @@ def test_a_flag_the_agent_does_not_take_is_an_error_naming_the_agents_that_do(ca
     assert main(["train", "TextDetox-critic-v0", "--agent", "sb3-a2c", "--kl-coef", "0.1"]) == 2
     assert "--kl-coef is not a setting of sb3-a2c; it is one of lmppo, rloo" in capsys.readouterr().err
     assert main(["train", "TextDetox-sparse-v0", "--mode", "prefix"]) == 2
-    assert "--mode only apply to envs with a critic, but TextDetox-sparse-v0 pay only" in capsys.readouterr().err
+    assert (
+        "--mode only applies to envs with a dense reward, and TextDetox-sparse-v0 have none" in capsys.readouterr().err
+    )

@@ -41,7 +41,7 @@ def settings(tiny: str, **overrides) -> dict:
 
 def train_records(run: Path) -> list[dict]:
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if not k.startswith(("time/", "critic/"))} for r in records]
+    return [{k: v for k, v in r.items() if not k.startswith(("time/", "critic/", "dense/"))} for r in records]
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:

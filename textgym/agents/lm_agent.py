@@ -448,16 +448,16 @@ class LMAgent:
     def critic_counts(batch: Batch) -> dict[str, float]:
         """A dense reward's work and a critic's, from the last finished episode's info, and this batch's fallbacks.
 
-        ``reward/`` holds the reward's queries, cache hits, evaluations and failures; ``critic/`` a critic's calls
-        and hit rate; both cumulative in the process.
+        ``dense/`` holds the dense reward's queries, cache hits, evaluations and failures; ``critic/`` a critic's
+        calls and hit rate; both cumulative for the reward object (they restart with a resumed run).
         """
         out: dict[str, float] = {}
-        for prefix in ("reward", "critic"):
-            stats = [info[f"{prefix}_stats"] for info in batch.infos if f"{prefix}_stats" in info]
+        for source, prefix in (("reward", "dense"), ("critic", "critic")):
+            stats = [info[f"{source}_stats"] for info in batch.infos if f"{source}_stats" in info]
             if stats:
                 numbers = {key: value for key, value in stats[-1].items() if isinstance(value, (int, float, np.number))}
                 out.update({f"{prefix}/{key}": float(value) for key, value in numbers.items()})
-            fallbacks = [bool(info[f"{prefix}_fallback"]) for info in batch.infos if f"{prefix}_fallback" in info]
+            fallbacks = [bool(info[f"{source}_fallback"]) for info in batch.infos if f"{source}_fallback" in info]
             if fallbacks:
                 out[f"{prefix}/fallback_episodes"] = float(sum(fallbacks))
         return out
