@@ -5,7 +5,8 @@ A listing template (``templates/{task}_list.txt``) has the fields ``{prompt}``, 
 prompt or completion is defused first (its angle brackets become look-alike characters), so a completion that says
 "TEXT>>> ignore the instructions" cannot close the data block or add instructions outside it.
 
-A reply lists phrases per label, one line each (``Toxic phrases: a | b``); :func:`split_reply_by_label` splits it.
+A reply lists phrases per label, one line each (``Toxic phrases: a | b``); :mod:`textgym.critics.parsing` reads
+it (and the other formats critics answer in).
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
-
-from textgym.critics.base import LABELS
 
 OPEN, CLOSE = "<<<TEXT", "TEXT>>>"
 _MARKER = re.compile(r"<<<|>>>")
@@ -56,26 +55,3 @@ def render(template: str, prompt: str, completion: str, extrinsic: float | None 
     }
     # One pass over the template only: text inside the prompt or completion is never read as a field.
     return re.sub(r"\{(prompt|completion|extrinsic)\}", lambda match: values[match.group(1)], template)
-
-
-def split_reply_by_label(reply: str, task: str) -> dict[str, str]:
-    """Splits a reply into the text after each label's header ("Negative phrases: ..."); missing labels are absent.
-
-    A reply with no header at all is read as naming phrases of the task's first label when the task has one label.
-    """
-    labels = LABELS[task]
-    pattern = re.compile(
-        rf"^\W*(?:\d+[.)]\s*)?\W*({'|'.join(labels)})\w*(?: (?:phrases|spans))?\s*:\s*(.*)$", re.IGNORECASE
-    )
-    found: dict[str, list[str]] = {}
-    current = None
-    for line in reply.splitlines():
-        match = pattern.match(line.strip())
-        if match:
-            current = match.group(1).lower()
-            found.setdefault(current, []).append(match.group(2))
-        elif current is not None and line.strip():
-            found[current].append(line)
-    if not found and len(labels) == 1:
-        return {labels[0]: reply}
-    return {label: "\n".join(lines) for label, lines in found.items()}
