@@ -31,10 +31,15 @@ def _rollout(env: gym.Env, seed: int, actions: np.ndarray) -> list:
     return record
 
 
+COUNTERS = ("critic_stats", "reward_stats")
+"""Counts of work, not of the episode: critic_stats are the process's shared CachedCritic's; reward_stats are the
+member's (per member object today, though rewards.base documents them per process), so neither need agree."""
+
+
 def _comparable(rest: tuple) -> tuple:
-    """Infos with arrays as lists; critic_stats dropped, since the critic cache is shared by the process."""
+    """Infos with arrays as lists, and without the work counters (see COUNTERS)."""
     return tuple(
-        {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in part.items() if k != "critic_stats"}
+        {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in part.items() if k not in COUNTERS}
         if isinstance(part, dict)
         else part
         for part in rest
