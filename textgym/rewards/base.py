@@ -114,7 +114,7 @@ class EpisodeState:
 
 @dataclass
 class RewardStats:
-    """Counts of a dense reward's work, per process and member configuration.
+    """Counts of a dense reward's work, per member object (one per wrapper; the vector wrapper's serves all its envs).
 
     Attributes:
         requests: Queries asked for.
