@@ -87,15 +87,20 @@ def cmd_critic_eval(args: argparse.Namespace) -> int:
     """Scores a critic against the gold spans of a task: word-level precision, recall, F1, and latency."""
     from textgym.critics.evaluation import evaluate, load_gold
     from textgym.critics.registry import build_critic
+    from textgym.error import DataError
 
     kwargs = json.loads(args.critic_kwargs) if args.critic_kwargs else {}
+    gold = load_gold(args.task, args.gold, split=args.split)
+    if not gold:
+        raise DataError(f"The gold set of {args.task!r} has no {args.split!r} rows; choose another --split.")
     critic = build_critic(args.task, args.critic, **kwargs)
-    scores = evaluate(critic, load_gold(args.task, args.gold), batch_size=args.batch_size)
-    result = {"task": args.task, "critic": args.critic, "critic_kwargs": kwargs, **scores.as_dict()}
+    scores = evaluate(critic, gold, batch_size=args.batch_size)
+    result = {"task": args.task, "critic": args.critic, "critic_kwargs": kwargs, "split": args.split}
+    result |= scores.as_dict()
     print(
-        f"{args.task} / {args.critic} {kwargs or ''}: precision {scores.precision:.3f}  recall {scores.recall:.3f}  "
-        f"F1 {scores.f1:.3f}  {scores.seconds_per_text * 1000:.0f} ms/text  failures {scores.failures}  "
-        f"dropped spans {scores.dropped_spans}  ({scores.examples} texts)"
+        f"{args.task} / {args.critic} {kwargs or ''} on the {args.split} split: precision {scores.precision:.3f}  "
+        f"recall {scores.recall:.3f}  F1 {scores.f1:.3f}  {scores.seconds_per_text * 1000:.0f} ms/text  "
+        f"failures {scores.failures}  dropped spans {scores.dropped_spans}  ({scores.examples} texts)"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
@@ -127,6 +132,8 @@ def _plot(results: dict, episodes: list[dict], path: Path, policy: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``textgym`` command."""
+    from textgym.splits import MEASURED_SPLITS
+
     parser = argparse.ArgumentParser(prog="textgym", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="print every registered environment id").set_defaults(func=cmd_list)
@@ -151,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     crit.add_argument("--critic-kwargs", default="", help="JSON object of critic arguments")
     crit.add_argument("--gold", default=None, help="a JSON-lines gold file instead of the embedded one")
+    crit.add_argument(
+        "--split",
+        default="test",
+        choices=MEASURED_SPLITS,
+        help="the gold rows measured: test (the reported number), dev (for choosing templates, thresholds, models) "
+        "or all; rows without a split field count in every split",
+    )
     crit.add_argument("--batch-size", type=int, default=16)
     crit.add_argument("--json", default=None, help="write the result to this file")
     crit.set_defaults(func=cmd_critic_eval)

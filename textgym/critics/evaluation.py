@@ -3,7 +3,8 @@
 A word of the completion is *predicted* with a label when a predicted span of that label overlaps it, and *gold*
 when a gold span of that label does. Precision, recall and F1 are micro-averaged over every (word, label) pair of
 the set, so a critic that marks nothing on clean texts loses nothing there and one that over-flags loses
-precision. The gold sets are ``textgym/data/critic_gold_{task}.jsonl``, written for this project.
+precision. The gold sets are ``textgym/data/critic_gold_{task}.jsonl``, written for this project, each row in a
+development or a test part (``split``, see :mod:`textgym.splits`): choices read ``dev``, reported numbers ``test``.
 
 A critic that declares ``uses_extrinsic`` is shown each gold text's extrinsic score from the task's default scorer,
 as the environments show it a finished text's score (summaries are scored without a reference, since the gold
@@ -19,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 from textgym.critics.base import Critic, Span
 from textgym.critics.parsing import locate
+from textgym.splits import select
 from textgym.tasks.base import embedded_data, read_jsonl
 
 
@@ -59,9 +61,15 @@ class CriticScores:
         }
 
 
-def load_gold(task: str, path: str | None = None) -> list[GoldExample]:
-    """Reads a gold set: rows with ``prompt`` (or ``post``), ``completion`` and ``spans`` of ``text`` and ``label``."""
-    rows = read_jsonl(path or embedded_data(f"critic_gold_{task}.jsonl"))
+def load_gold(task: str, path: str | None = None, split: str = "all") -> list[GoldExample]:
+    """Reads a gold set: rows with ``prompt`` (or ``post``), ``completion`` and ``spans`` of ``text`` and ``label``.
+
+    Args:
+        task: The task whose packaged set is read when ``path`` is ``None``.
+        path: A JSON-lines gold file of one's own.
+        split: ``dev``, ``test`` or ``all``; rows without a ``split`` field belong to every part.
+    """
+    rows = select(read_jsonl(path or embedded_data(f"critic_gold_{task}.jsonl")), split)
     examples = []
     for row in rows:
         completion, spans = row["completion"], []
