@@ -75,7 +75,9 @@ def load_runs(out: Path) -> list[dict[str, Any]]:
                 "episodes": train[-1]["episodes"] if train else 0,
                 "seconds": sum(m["time/iteration_s"] for m in train),
                 "cpu_seconds": sum(m.get("time/iteration_cpu_s", 0.0) for m in train),
-                "scorer_per_episode": _per_episode(train, "dense/evaluated") or _per_episode(train, "reward/evaluated"),
+                "scorer_per_episode": _first_known(
+                    _per_episode(train, k) for k in ("dense/evaluated", "reward/evaluated")
+                ),
                 "critic_per_episode": _per_episode(train, "critic/texts_sent"),
                 "completions": completions,
             }
@@ -83,12 +85,27 @@ def load_runs(out: Path) -> list[dict[str, Any]]:
     return runs
 
 
-def _per_episode(train: list[dict], key: str) -> float:
-    """The increase of a cumulative counter per training episode, from its first to its last record (0 if absent)."""
+def _per_episode(train: list[dict], key: str) -> float | None:
+    """The increase of a cumulative counter per training episode, from its first to its last record.
+
+    None when the run did not log it (runs of a worker process that started before the counters were logged).
+    """
     points = [(m["episodes"], m[key]) for m in train if key in m]
     if len(points) < 2 or points[-1][0] == points[0][0]:
-        return 0.0
+        return None
     return (points[-1][1] - points[0][1]) / (points[-1][0] - points[0][0])
+
+
+def _mean_known(values: list[float | None], zero: bool) -> str:
+    """The mean of the logged values; 0 for a reward that makes no such calls; "n/a" when no run logged them."""
+    known = [value for value in values if value is not None]
+    if known:
+        return f"{np.mean(known):.2f}"
+    return "0" if zero else "n/a"
+
+
+def _first_known(values) -> float | None:
+    return next((value for value in values if value is not None), None)
 
 
 class Judges:
@@ -188,8 +205,10 @@ def table(runs: list[dict], judgements: dict[str, dict]) -> list[dict[str, Any]]
             "final reward": "{:.3f} ± {:.3f}".format(*mean_std(final)),
             "gain": f"{np.mean(final) - np.mean(before):+.3f}",
             "episodes to sparse final": reach,
-            "scorer calls / ep": round(float(np.mean([run["scorer_per_episode"] for run in members])), 2),
-            "critic texts / ep": round(float(np.mean([run["critic_per_episode"] for run in members])), 2),
+            "scorer calls / ep": _mean_known(
+                [run["scorer_per_episode"] for run in members], zero=reward in ("sparse", "uniform", "critic")
+            ),
+            "critic texts / ep": _mean_known([run["critic_per_episode"] for run in members], zero=reward != "critic"),
             "train s": "{:.0f} ± {:.0f}".format(*mean_std([run["seconds"] for run in members])),
             "train CPU-s": "{:.0f}".format(np.mean([run["cpu_seconds"] for run in members])),
         }
@@ -246,11 +265,11 @@ def main() -> int:
         "final reward: last eval's mean task score (32 eval episodes), mean ± std over seeds; gain: over the "
         "untrained policy's eval; episodes to sparse final: first eval point of the seed-mean curve at or above "
         "the sparse run's mean final reward (same task and agent); scorer calls / ep: the dense reward's scorer "
-        "evaluations per training episode beyond the env's own score (cache misses); critic texts / ep: texts "
-        "sent to the critic; judge: a model no reward used, on every final-eval completion (Gemma 3 270M "
-        "few-shot P(positive) for sentiment, alt-profanity-check's P(profane) for detox, Gemma's log-likelihood "
-        "gain of the summary from the post for summaries), with the "
-        "perplexity of the same completions under Gemma 3 270M and distinct-2 over each prompt's completions."
+        "evaluations per training episode beyond the env's own score (cache misses; n/a: the runs predate the "
+        "counter); critic texts / ep: texts sent to the critic; judge: a model no reward used, on every "
+        "final-eval completion (Gemma 3 270M few-shot P(positive) for sentiment, alt-profanity-check's P(profane) "
+        "for detox, Gemma's log-likelihood gain of the summary from the post for summaries), with the perplexity "
+        "of the same completions under Gemma 3 270M and distinct-2 over each prompt's completions."
     )
     write(args.name, rows, notes)
     plot(runs, RESULTS / f"{args.name}_curves.png")
