@@ -39,6 +39,13 @@ NUM_ENVS, MAX_NEW_TOKENS, NUM_STEPS = 3, 4, 12
 BATCH_ATOL = 1e-5
 
 
+def _light(env_id: str) -> dict:
+    """The summary critic id with the attribution critic instead of the SmolLM2 judge (about 5 s a text on a CPU):
+    these tests check the vector forms' bookkeeping, which is the same for every critic; the judge's critiques have
+    their own tests (tests/critics/test_segment_judge.py)."""
+    return {"critic": "attribution"} if (task_of(env_id), reward_of(env_id)) == ("summarize", "critic") else {}
+
+
 # ------------------------------------------------------------------------------------------------- helpers
 
 
@@ -84,7 +91,7 @@ def _assert_close(a, b, where: str) -> None:
 
 @pytest.mark.parametrize(("env_id", "mode"), CASES, ids=[f"{i}-{m}" if m else i for i, m in CASES])
 def test_vector_entry_point_equals_sync_vector_env(env_id, mode):
-    kwargs = {"max_new_tokens": MAX_NEW_TOKENS, **({"mode": mode} if mode else {})}
+    kwargs = {"max_new_tokens": MAX_NEW_TOKENS, **({"mode": mode} if mode else {}), **_light(env_id)}
     vec = gym.make_vec(env_id, num_envs=NUM_ENVS, **kwargs)
     sync = gym.make_vec(env_id, num_envs=NUM_ENVS, vectorization_mode="sync", **kwargs)
     assert isinstance(sync, SyncVectorEnv) and not isinstance(vec, SyncVectorEnv)
@@ -147,8 +154,10 @@ def test_async_fork_equals_sync(env_id):
     # Fork mechanics and rewards. Not the hang's regression test: the suite runs torch on one thread (conftest), so
     # the parent's thread pool never ran here; the fork-hang tests below run it first.
     assert mp.get_start_method() == "fork"  # Linux's default, which make_vec's async mode uses
-    sync = gym.make_vec(env_id, num_envs=2, vectorization_mode="sync", max_new_tokens=3)
-    make = functools.partial(gym.make_vec, env_id, num_envs=2, vectorization_mode="async", max_new_tokens=3)
+    sync = gym.make_vec(env_id, num_envs=2, vectorization_mode="sync", max_new_tokens=3, **_light(env_id))
+    make = functools.partial(
+        gym.make_vec, env_id, num_envs=2, vectorization_mode="async", max_new_tokens=3, **_light(env_id)
+    )
     assert_async_equals_sync(make, sync, max_new_tokens=3)
 
 
@@ -177,7 +186,7 @@ def test_async_spawn_of_every_id_of_a_task_equals_sync(task):
     # make_vec's own: gym.make on the spec, which the worker gets pickled.
     ids = [env_id for env_id in IDS if task_of(env_id) == task]
     assert [reward_of(env_id) for env_id in ids] == list(REWARD_KINDS)
-    fns = [functools.partial(gym.make, gym.spec(env_id), max_new_tokens=3) for env_id in ids]
+    fns = [functools.partial(gym.make, gym.spec(env_id), max_new_tokens=3, **_light(env_id)) for env_id in ids]
     assert_async_equals_sync(lambda: AsyncVectorEnv(fns, context="spawn"), SyncVectorEnv(fns), max_new_tokens=3)
 
 
@@ -246,7 +255,7 @@ _CONTROL = textwrap.dedent(
 
     torch.set_num_threads(2)
     torch.ones(1_000_000).add_(1.0)
-    without = answers(15)
+    without = answers(8)
     assert "textgym" not in sys.modules
     import textgym  # registers the at-fork handler
     print("without-handler:", "answered" if without else "hung", "with-handler:", "answered" if answers(60) else "hung")
