@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
 # Runs benchmarks/grids/rewards.yaml in the order it was published: LM-PPO on sentiment and detox seed by seed,
 # then summarization, then GRPO; one worker with one torch thread (the other core stays free). Every call resumes:
-# finished runs are skipped, checkpointed ones continue. Usage: benchmarks/run_rewards_grid.sh OUT
+# finished runs are skipped, checkpointed ones continue. Finished runs kept in the repository
+# (benchmarks/results/rewards_runs/, see benchmarks/store_rewards_runs.sh) are copied into OUT first, so a fresh
+# machine resumes where the last one stopped. Usage: benchmarks/run_rewards_grid.sh OUT
 set -euo pipefail
 out=${1:-runs/rewards}
 grid=benchmarks/grids/rewards.yaml
-bench() { OMP_NUM_THREADS=1 python -m textgym.cli bench --grid "$grid" --out "$out" --workers 1 --threads 1 "$@"; }
+stored=benchmarks/results/rewards_runs
+mkdir -p "$out/runs"
+for run in "$stored"/*/; do
+  [ -d "$run" ] || continue
+  name=$(basename "$run")
+  [ -e "$out/runs/$name/summary.json" ] || { rm -rf "${out:?}/runs/$name"; cp -r "$run" "$out/runs/$name"; }
+done
+# A finished run needs no checkpoint (about 0.5 GB each, 54 GB for the grid): it is removed after each call.
+prune() { for run in "$out"/runs/*/; do [ -e "$run/summary.json" ] && rm -f "$run/checkpoint.pt"; done; true; }
+bench() {
+  OMP_NUM_THREADS=1 python -m textgym.cli bench --grid "$grid" --out "$out" --workers 1 --threads 1 "$@"
+  prune
+}
 for agent in lmppo grpo; do
   for seed in 0 1 2; do
     bench --agents "$agent" --seeds "$seed" --env-ids TextSentiment-sparse-v0 TextDetox-sparse-v0
