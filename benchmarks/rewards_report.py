@@ -21,9 +21,12 @@ over the seeds that finished:
   reward that a policy games shows up as a training-score gain that the judge does not see, or as rising
   perplexity / falling distinct-n.
 
-Judgements are cached in ``OUT/judged.json`` (by run), so re-running after more runs finish judges only those.
+Judgements are kept in ``benchmarks/results/rewards_judged.json`` (by run), so re-running after more runs finish
+judges only those. The runs are read from ``OUT/runs/`` (a grid's results folder) or from a folder of run folders,
+by default the finished runs kept in the repository (``benchmarks/results/rewards_runs/``, written by
+``benchmarks/store_rewards_runs.sh OUT``).
 
-Usage: ``python benchmarks/rewards_report.py runs/rewards``
+Usage: ``python benchmarks/rewards_report.py [OUT]``
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def load_runs(out: Path) -> list[dict[str, Any]]:
     from textgym.envs.registration import task_of
 
     runs = []
-    for folder in sorted((out / "runs").iterdir()):
+    for folder in sorted((out / "runs" if (out / "runs").is_dir() else out).iterdir()):
         if not (folder / "summary.json").exists() or not (folder / "cell.json").exists():
             continue
         cell = json.loads((folder / "cell.json").read_text())
@@ -150,7 +153,9 @@ class Judges:
 
 def judged(out: Path, runs: list[dict]) -> dict[str, dict[str, float]]:
     """Judgements of every run with completions, from the cache or judged now (and cached)."""
-    cache_file = out / "judged.json"
+    from report import RESULTS
+
+    cache_file = RESULTS / "rewards_judged.json"
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     todo = [run for run in runs if run["completions"] and run["name"] not in cache]
     if todo:
@@ -247,14 +252,17 @@ def plot(runs: list[dict], path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("out", help="the grid's results folder (benchmarks/run_rewards_grid.sh OUT)")
+    parser.add_argument(
+        "out", nargs="?", default=str(Path(__file__).parent / "results" / "rewards_runs"),
+        help="a grid's results folder (benchmarks/run_rewards_grid.sh OUT) or a folder of run folders",
+    )  # fmt: skip
     parser.add_argument("--no-judge", action="store_true", help="skip the reward-hacking judges")
     parser.add_argument("--name", default="rewards", help="results name under benchmarks/results/")
     args = parser.parse_args()
     out = Path(args.out)
     runs = load_runs(out)
     if not runs:
-        print(f"No finished runs under {out}/runs.")
+        print(f"No finished runs under {out}.")
         return 1
     judgements = {} if args.no_judge else judged(out, runs)
     from report import RESULTS, write
