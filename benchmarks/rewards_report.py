@@ -210,8 +210,9 @@ def table(runs: list[dict], judgements: dict[str, dict]) -> list[dict[str, Any]]
             "final reward": "{:.3f} ± {:.3f}".format(*mean_std(final)),
             "gain": f"{np.mean(final) - np.mean(before):+.3f}",
             "episodes to sparse final": reach,
-            "scorer calls / ep": _mean_known(
-                [run["scorer_per_episode"] for run in members], zero=reward in ("sparse", "uniform", "critic")
+            "scorer calls / ep": _mean_known(  # a critic's queries are critiques (the next column), not scores
+                [None if reward == "critic" else run["scorer_per_episode"] for run in members],
+                zero=reward in ("sparse", "uniform", "critic"),
             ),
             "critic texts / ep": _mean_known([run["critic_per_episode"] for run in members], zero=reward != "critic"),
             "train s": "{:.0f} ± {:.0f}".format(*mean_std([run["seconds"] for run in members])),
