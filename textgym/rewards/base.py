@@ -271,6 +271,31 @@ class StepResult:
     info: dict[str, Any] | None = None
 
 
+class RewardViews:
+    """What agents read from a dense reward wrapper (single or vector): its reward's name, mode and credit rule.
+
+    The class using it sets ``reward`` (the member) and ``book`` (its :class:`DenseRewardBook`).
+    """
+
+    reward: DenseReward
+    book: DenseRewardBook
+
+    @property
+    def reward_name(self) -> str:
+        """The member's name."""
+        return self.reward.name
+
+    @property
+    def mode(self) -> str:
+        """The payment mode."""
+        return self.reward.mode
+
+    @property
+    def credit_token_rewards(self) -> bool:
+        """Whether agents should credit ``info["token_rewards"]`` onto the episode's steps (see the book)."""
+        return self.book.credit_token_rewards
+
+
 class DenseRewardBook:
     """The bookkeeping of one dense reward over ``num_envs`` episodes: queries, one batched answer, payments.
 

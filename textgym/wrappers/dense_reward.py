@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from textgym.rewards import DenseReward, build_reward
-from textgym.rewards.base import DenseRewardBook, EnvSettings
+from textgym.rewards.base import DenseRewardBook, EnvSettings, RewardViews
 
 
 def _plain(value: Any) -> Any:
@@ -22,7 +22,7 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
-class DenseRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
+class DenseRewardWrapper(RewardViews, gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Replaces a text environment's sparse reward by a dense reward that keeps (or shifts) its return.
 
     The reward is a member of :data:`textgym.rewards.REWARDS` (``uniform``, ``potential``, ``attention``,
@@ -59,21 +59,6 @@ class DenseRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         super().__init__(env)
         self.reward = build_reward(reward, EnvSettings.of_env(env), mode, **reward_kwargs)
         self.book = DenseRewardBook(self.reward, 1)
-
-    @property
-    def reward_name(self) -> str:
-        """The member's name."""
-        return self.reward.name
-
-    @property
-    def mode(self) -> str:
-        """The payment mode."""
-        return self.reward.mode
-
-    @property
-    def credit_token_rewards(self) -> bool:
-        """See the class docstring."""
-        return self.book.credit_token_rewards
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Resets the environment and starts the episode's reward bookkeeping."""

@@ -8,10 +8,10 @@ import gymnasium as gym
 import numpy as np
 
 from textgym.rewards import DenseReward, build_reward
-from textgym.rewards.base import DenseRewardBook, EnvSettings
+from textgym.rewards.base import DenseRewardBook, EnvSettings, RewardViews
 
 
-class DenseRewardVectorWrapper(gym.vector.VectorWrapper):
+class DenseRewardVectorWrapper(RewardViews, gym.vector.VectorWrapper):
     """A dense reward for a vector of text environments, with the member asked once per step.
 
     The rewards, modes, faults and infos are those of :class:`~textgym.wrappers.DenseRewardWrapper`, and equal
@@ -36,21 +36,6 @@ class DenseRewardVectorWrapper(gym.vector.VectorWrapper):
         self.reward = build_reward(reward, EnvSettings.of_vector_env(env), mode, **reward_kwargs)
         self.book = DenseRewardBook(self.reward, self.num_envs)
         self._restart = np.zeros(self.num_envs, dtype=bool)
-
-    @property
-    def reward_name(self) -> str:
-        """The member's name."""
-        return self.reward.name
-
-    @property
-    def mode(self) -> str:
-        """The payment mode."""
-        return self.reward.mode
-
-    @property
-    def credit_token_rewards(self) -> bool:
-        """See :class:`~textgym.wrappers.DenseRewardWrapper`."""
-        return self.book.credit_token_rewards
 
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
         """Resets the sub-environments (all, or those in ``options["reset_mask"]``) and their bookkeeping."""
