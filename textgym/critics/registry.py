@@ -50,8 +50,8 @@ DEFAULT_CRITICS: Mapping[str, dict[str, Any]] = _DefaultCritics()
 
 The built-in ones have the best word-level F1 on the gold spans (critic_quality.md): detox
 0.59 (BiLSTM occlusion), sentiment 0.53 (SmolLM2 clause judge), summaries 0.36 (SmolLM2 clause judge with three
-questions, untrimmed; attribution 0.11, the old one-question judge 0.05). The summary judge is slow on a CPU (5.6 s
-a text against attribution's 0.24 s in that benchmark): pass ``critic="attribution"`` where speed matters more."""
+questions, untrimmed; attribution 0.11, the old one-question judge 0.05). The summary judge is the slowest on a CPU
+(``benchmarks/results/critic_throughput.md``): pass ``critic="attribution"`` where speed matters more."""
 
 
 def critic_config(task: str, critic: str | dict[str, Any] = "default", **kwargs: Any) -> dict[str, Any]:

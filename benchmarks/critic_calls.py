@@ -1,5 +1,4 @@
-"""Critic cost: critique throughput batched vs one at a time, the cost of a cache hit, and critic calls per episode
-in each reward mode."""
+"""Critic calls per episode in each reward mode of the vector critic env (critique speed: critic_throughput.py)."""
 
 from __future__ import annotations
 
@@ -10,40 +9,7 @@ import numpy as np
 from report import write
 
 import textgym  # noqa: F401  (registers the ids)
-from textgym.critics.cache import CachedCritic
-from textgym.critics.evaluation import load_gold
-from textgym.critics.registry import build_critic
 from textgym.models import load_tokenizer
-
-
-def throughput(task: str, kind: str) -> dict:
-    gold = load_gold(task)
-    prompts, texts = [g.prompt for g in gold], [g.completion for g in gold]
-    critic = build_critic(task, kind)
-    critic.critique(prompts[:2], texts[:2])  # warm-up
-    start = time.perf_counter()
-    for prompt, text in zip(prompts, texts, strict=True):
-        critic.critique([prompt], [text])
-    one = len(texts) / (time.perf_counter() - start)
-    start = time.perf_counter()
-    for first in range(0, len(texts), 16):
-        critic.critique(prompts[first : first + 16], texts[first : first + 16])
-    batched = len(texts) / (time.perf_counter() - start)
-    cached = CachedCritic(critic)
-    cached.critique(prompts, texts)
-    start = time.perf_counter()
-    for _ in range(10):
-        cached.critique(prompts, texts)
-    hit_us = (time.perf_counter() - start) / (10 * len(texts)) * 1e6
-    return {
-        "task": task,
-        "critic": kind,
-        "one at a time texts/s": one,
-        "batched (16) texts/s": batched,
-        "batched / one": batched / one,
-        "cache hit us/text": hit_us,
-        "miss / hit cost": (1e6 / batched) / hit_us,
-    }
 
 
 def calls_per_episode(env_id: str, mode: str, episodes: int = 8) -> dict:
@@ -74,8 +40,6 @@ def calls_per_episode(env_id: str, mode: str, episodes: int = 8) -> dict:
 
 
 def main() -> None:
-    rows = [throughput(task, kind) for task, kind in (("detox", "attribution"), ("sentiment", "lm-judge"))]
-    write("critic_throughput", rows, notes="Gold texts of each task; the default critics. A hit skips the critic.")
     rows = [calls_per_episode(env_id, mode) for env_id in ("TextDetox-critic-v0",) for mode in ("episode", "prefix")]
     write(
         "critic_calls_per_episode",
