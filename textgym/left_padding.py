@@ -1,4 +1,7 @@
-"""Batches of token-id lists for causal LMs: left-padded so that every row ends at the last column."""
+"""Batches of token-id lists for causal LMs: left-padded so that every row ends at the last column.
+
+:func:`length_batches` groups rows of similar length, so that little is padded.
+"""
 
 from __future__ import annotations
 
@@ -22,3 +25,32 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, 
 def positions(attention_mask: torch.Tensor) -> torch.Tensor:
     """Position ids of a left-padded batch (padding gets position 0)."""
     return (attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def length_batches(lengths: Sequence[int], most: int, pass_cost: int = 40) -> list[range]:
+    """Splits rows sorted by length into consecutive batches of at most ``most`` rows with little padding.
+
+    A batch costs its rows times its longest row's length (the positions it pads to) plus ``pass_cost``, what one
+    forward pass costs beyond its positions: a pass of a few short rows runs its matrix products far below the
+    speed of a long one (SmolLM2-135M's on one CPU core: about 40 tokens' worth). The split minimises the total,
+    exactly (dynamic programming over the lengths).
+
+    Args:
+        lengths: The rows' lengths, ascending.
+        most: The most rows a batch holds.
+        pass_cost: The cost of a pass, in positions.
+
+    Returns:
+        The batches, as ranges of row indices, in order.
+    """
+    cost, cut = [0.0] + [float("inf")] * len(lengths), [0] * (len(lengths) + 1)
+    for end in range(1, len(lengths) + 1):
+        for start in range(max(0, end - most), end):
+            total = cost[start] + (end - start) * lengths[end - 1] + pass_cost
+            if total < cost[end]:
+                cost[end], cut[end] = total, start
+    batches, end = [], len(lengths)
+    while end:
+        batches.append(range(cut[end], end))
+        end = cut[end]
+    return batches[::-1]

@@ -2,14 +2,19 @@
 
 transformers 5.19+ names the key/value cache ``cache`` (argument and output); earlier versions (4.x and 5.0-5.18)
 call it ``past_key_values``. Code that threads a cache through incremental forward passes reads and passes it
-through these two functions, so it works with either.
+through these two functions, so it works with either. 4.56+ keep a cache's tensors in one object per layer, earlier
+versions in lists of key and value tensors (:func:`select_rows` copies either).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 
 @functools.cache
@@ -32,3 +37,18 @@ def output_cache(output: Any) -> Any:
 def with_cache(model: Any, cache: Any) -> dict[str, Any]:
     """The keyword argument that hands ``cache`` to ``model``'s forward pass."""
     return {cache_argument(model): cache}
+
+
+def select_rows(cache: Any, rows: torch.Tensor) -> Any:
+    """A new cache of the batch rows ``rows`` of ``cache`` (in that order, repeats allowed); ``cache`` is unchanged.
+
+    Only the selected rows are copied (a deep copy would copy every row first). The forward pass that extends the
+    new cache leaves ``cache`` as it was, so one cache serves many batches.
+    """
+    selected = copy.copy(cache)
+    if hasattr(cache, "layers"):
+        selected.layers = [copy.copy(layer) for layer in cache.layers]
+    else:
+        selected.key_cache, selected.value_cache = list(cache.key_cache), list(cache.value_cache)
+    selected.batch_select_indices(rows)
+    return selected

@@ -83,7 +83,9 @@ def test_potential_episode_mode_gives_the_same_return_and_the_same_per_token_pay
     ids = token_ids(env_p, SENTIMENT_TEXT)
     online, hindsight = play(env_p, ids, SENTIMENT_PROMPT), play(env_e, ids, SENTIMENT_PROMPT)
     assert hindsight.total == pytest.approx(online.total, abs=1e-6)
-    np.testing.assert_allclose(hindsight.info["token_rewards"], online.rewards, atol=1e-6)
+    # hindsight scores every prefix in one batch, online one at a time: the float32 LM's margins move by ~1e-5
+    # with the batch's shape, a payment (a difference of two P(positive)) by a few 1e-6
+    np.testing.assert_allclose(hindsight.info["token_rewards"], online.rewards, atol=1e-5)
     assert hindsight.rewards[:-1] == [0.0] * (len(ids) - 1)
 
 

@@ -59,3 +59,52 @@ def test_the_context_gain_judge_in_bfloat16_is_close_to_float32(tiny_lm_folder):
 def test_a_cuda_scorer_without_cuda_says_how_to_fix_it(tiny_lm_folder):
     with pytest.raises(SettingsError, match="needs CUDA.*device='cpu'"):
         LMSentimentScorer(model=str(tiny_lm_folder), device="cuda")
+
+
+# ---------------------------------------------------------------- shared heads against whole forward passes
+
+POSTS = ["I went to the cinema last night and the film was great.", "My landlord raised the rent again.", ""]
+
+
+def whole_logits(model, ids: list[int]) -> torch.Tensor:
+    """The logits of every position of ``ids`` run alone, without a cache or padding."""
+    with torch.inference_mode():
+        return model(input_ids=torch.tensor([ids])).logits[0].double()
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 16])
+def test_margins_are_those_of_each_query_run_whole_after_the_prefix(tiny_lm_folder, batch_size):
+    """Queries that share their part before the text (its head: the post here) share one pass of it, in batches
+    of several heads and of rests of similar length; each margin is still that of the whole query run alone."""
+    model, tokenizer = load_causal_lm(str(tiny_lm_folder)), load_tokenizer(str(tiny_lm_folder))
+    judge = FewShotMarginJudge(
+        model, tokenizer, PREFIX, "Post: {context}\nSummary: {text}\nGood:", (" yes", " no"), batch_size=batch_size
+    )
+    texts = [TEXTS[k % len(TEXTS)] for k in range(9)]
+    contexts = [POSTS[k % len(POSTS)] for k in range(9)]
+    expected = []
+    for text, context in zip(texts, contexts, strict=True):
+        logits = whole_logits(model, judge.prefix_ids[0].tolist() + judge.query_ids(text, context))[-1]
+        expected.append(float(logits[judge.answer_ids[0]] - logits[judge.answer_ids[1]]))
+    assert np.ptp(expected) > 1e-3  # the tiny model tells these queries apart
+    np.testing.assert_allclose(judge.margins(texts, contexts), expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(judge.margins(texts[2:3], contexts[2:3]), expected[2:3], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 16])
+def test_context_gains_are_those_of_each_sequence_run_whole(tiny_lm_folder, batch_size):
+    model, tokenizer = load_causal_lm(str(tiny_lm_folder)), load_tokenizer(str(tiny_lm_folder))
+    judge = ContextGainJudge(model, tokenizer, "Summaries.\n", "Post: {context}\nSummary: {text}", batch_size)
+    texts = [TEXTS[k % len(TEXTS)] for k in range(8)]
+    contexts = [POSTS[k % 2] for k in range(8)]
+
+    def mean_log_likelihood(ids: list[int], n: int) -> float:
+        logprobs = whole_logits(model, ids).log_softmax(-1)
+        return float(np.mean([logprobs[len(ids) - n + k - 1, ids[len(ids) - n + k]] for k in range(n)])) if n else 0.0
+
+    expected = [
+        mean_log_likelihood(*judge.sequence(text, context)) - mean_log_likelihood(*judge.sequence(text, ""))
+        for text, context in zip(texts, contexts, strict=True)
+    ]
+    assert np.ptp(expected) > 1e-3
+    np.testing.assert_allclose(judge.margins(texts, contexts), expected, rtol=0, atol=1e-5)

@@ -171,6 +171,36 @@ def test_batch_equals_one_at_a_time(scorer: ToxicityScorer) -> None:
     assert len({round(value, 6) for value in batched[:, 0]}) == len(TEXTS)  # The rows are not all alike.
 
 
+def test_skipping_the_common_padding_gives_what_every_column_gives(
+    loaded: tuple[ToxicityBiLSTM, KerasWordTokenizer],
+) -> None:
+    """forward skips the forward direction's steps over columns that are padding in every row; logits reads all."""
+    model, tokenizer = loaded
+    ids = torch.from_numpy(tokenizer.encode_batch(TEXTS))  # lengths 0 to 100 words
+    for rows in (ids, ids[[1, 6]], ids[[4]], ids[[3]]):  # mixed; short ones; all padding; no padding
+        with torch.inference_mode():
+            skipped = model(rows)
+        with torch.no_grad():
+            every = torch.sigmoid(model.logits(model.embedding(rows)))
+        np.testing.assert_allclose(skipped.numpy(), every.numpy(), rtol=0, atol=1e-6)
+
+
+def test_the_padding_states_follow_a_change_of_the_weights(loaded: tuple[ToxicityBiLSTM, KerasWordTokenizer]) -> None:
+    model = ToxicityBiLSTM()
+    model.load_state_dict(loaded[0].state_dict())
+    model.eval()
+    ids = torch.from_numpy(loaded[1].encode_batch(TEXTS[:2]))
+    with torch.inference_mode():
+        before = model(ids)
+    with torch.no_grad():
+        model.embedding.weight[0] += 0.5  # the padding id's embedding
+        every = torch.sigmoid(model.logits(model.embedding(ids)))
+    with torch.inference_mode():
+        after = model(ids)
+    assert (after - before).abs().max() > 1e-3
+    np.testing.assert_allclose(after.numpy(), every.numpy(), rtol=0, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------ tokenizer
 
 

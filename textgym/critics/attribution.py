@@ -71,8 +71,14 @@ class AttributionCritic:
             f"{self.scorer_name}:{sorted((self.scorer_kwargs or {}).items())}:{self.placement}"
         )
 
-    def _effects(self, pieces: list[tuple[int, int, int]], prompts, completions) -> list[float]:
-        """Signed effect of each (row, start, end): the score's distance from 0.5 alone, or the occlusion change."""
+    def _effects(
+        self, pieces: list[tuple[int, int, int]], prompts, completions, whole: dict[int, float]
+    ) -> list[float]:
+        """Signed effect of each (row, start, end): the score's distance from 0.5 alone, or the occlusion change.
+
+        ``whole`` holds the rows' scores of the whole completion (occlusion); rows not yet in it are scored in the
+        same scorer call as the pieces and added, so each text is scored whole once per critique.
+        """
         if not pieces:
             return []
         if self.method == "segment":
@@ -80,13 +86,13 @@ class AttributionCritic:
             items = [PromptItem("") for _ in pieces]
             scores = self.scorer(items, [completions[row][start:end] for row, start, end in pieces])
             return [score - 0.5 for score in scores]
-        rows = sorted({row for row, _, _ in pieces})
-        full = dict(
-            zip(rows, self.scorer([PromptItem(prompts[r]) for r in rows], [completions[r] for r in rows]), strict=True)
-        )
-        without = [completions[row][:start] + completions[row][end:] for row, start, end in pieces]
-        scores = self.scorer([PromptItem(prompts[row]) for row, _, _ in pieces], without)
-        return [full[row] - score for (row, _, _), score in zip(pieces, scores, strict=True)]
+        rows = sorted({row for row, _, _ in pieces} - set(whole))
+        items = [PromptItem(prompts[row]) for row in [*rows, *(row for row, _, _ in pieces)]]
+        texts = [completions[row] for row in rows]
+        texts += [completions[row][:start] + completions[row][end:] for row, start, end in pieces]
+        scores = self.scorer(items, texts)
+        whole.update(zip(rows, scores[: len(rows)], strict=True))
+        return [whole[row] - score for (row, _, _), score in zip(pieces, scores[len(rows) :], strict=True)]
 
     def _label(self, effect: float) -> str | None:
         """The task's label for a clause that lowers (or raises) the score past the threshold (``critic_labels``)."""
@@ -99,13 +105,16 @@ class AttributionCritic:
     ) -> list[Critique]:
         """Marks the clauses (trimmed) whose effect passes the threshold, batched over all completions."""
         pieces = [(row, start, end) for row, text in enumerate(completions) for start, end in clauses(text)]
+        whole: dict[int, float] = {}
         flagged = []
-        for piece, effect in zip(pieces, self._effects(pieces, prompts, completions), strict=True):
+        for piece, effect in zip(pieces, self._effects(pieces, prompts, completions, whole), strict=True):
             label = self._label(effect)
             if label:
                 flagged.append((*piece, label, effect))
         if self.trim:
-            flagged = trim_spans(flagged, completions, lambda p: self._effects(p, prompts, completions), self._label)
+            flagged = trim_spans(
+                flagged, completions, lambda p: self._effects(p, prompts, completions, whole), self._label
+            )
         spans: list[list[Span]] = [[] for _ in completions]
         for row, start, end, label, effect in flagged:
             spans[row].append(Span(start, end, label, abs(effect)))

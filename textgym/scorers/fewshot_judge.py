@@ -1,9 +1,10 @@
 """A causal LM as a judge: a few-shot completion prompt, and the logit margin between two answer words.
 
-The few-shot prefix is run once and its key/value cache reused for every batch, so a judgement costs only the
-tokens of the text being judged. Used by the sentiment scorer and by the segment-level LM critics. The judges run
-the model where it is (the device of its parameters, in its dtype: a live policy in bfloat16 on a GPU works as it
-is) and return float64 numpy arrays on the CPU.
+The few-shot prefix is run once and its key/value cache reused for every batch; so is the part of a query before the
+text wherever queries share it (a summary clause's ``Post: ...``), so a judgement costs little more than the tokens
+of the text being judged. Queries go through in batches of similar length. Used by the sentiment scorer and by the
+segment-level LM critics. The judges run the model where it is (the device of its parameters, in its dtype: a live
+policy in bfloat16 on a GPU works as it is) and return float64 numpy arrays on the CPU.
 
 :class:`ContextGainJudge` asks the LM a question through its likelihood instead of an answer word: how much more
 likely a context (a post) makes a text (a summary clause), the pointwise mutual information of the two. Small LMs
@@ -12,12 +13,12 @@ answer "is this supported by the post?" poorly in words but measurably in likeli
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from textgym.lm_compat import output_cache, with_cache
+from textgym.lm_compat import output_cache, select_rows, with_cache
 
 
 def _words_with_starts(text: str) -> list[tuple[int, str]]:
@@ -33,6 +34,111 @@ def _words_with_starts(text: str) -> list[tuple[int, str]]:
     if first is not None:
         words.append((first, text[first:]))
     return words
+
+
+class _SharedHeads:
+    """Runs rows of token ids that each start with a head many rows share (a query up to its text, say).
+
+    Each distinct head goes through the model once, on the cache of the prefix when there is one, and its key/value
+    cache serves every row that starts with it; the rests of the rows then go in batches of similar length, so little
+    is padded (:func:`~textgym.left_padding.length_batches`). Positions and attention are those of each whole row run
+    alone after the prefix.
+
+    Args:
+        model: A causal LM, used read-only.
+        pad_id: The id that pads rows.
+        batch_size: Heads, and rests, per forward pass.
+        prefix_cache: The cache of a prefix before every head (one row), or None.
+        prefix_len: The prefix's length in tokens.
+    """
+
+    def __init__(self, model, pad_id: int, batch_size: int, prefix_cache: Any = None, prefix_len: int = 0) -> None:
+        self.model, self.pad_id, self.batch_size = model, pad_id, batch_size
+        self.prefix_cache, self.prefix_len = prefix_cache, prefix_len
+        self.device = next(model.parameters()).device
+        self._last: tuple[tuple[int, ...], tuple] | None = None  # a lone head's pass, reused while calls repeat it
+
+    def _heads(self, heads: list[tuple[int, ...]]) -> tuple[Any, Any, Any, Any]:
+        """Runs ``heads`` (one row each) after the prefix.
+
+        Returns:
+            Their cache, its attention mask, the position after each head and the logits of each head's last
+            position (None when every head is empty).
+        """
+        import torch
+
+        from textgym.left_padding import left_pad
+        from textgym.left_padding import positions as left_positions
+
+        if len(heads) == 1 and self._last is not None and self._last[0] == heads[0]:
+            return self._last[1]
+        ones = torch.ones((len(heads), self.prefix_len), dtype=torch.long, device=self.device)
+        if not any(heads):  # only the prefix
+            ends = torch.full((1,), self.prefix_len, dtype=torch.long, device=self.device)
+            return self.prefix_cache, ones[:1], ends, None
+        ids, mask = left_pad(heads, self.pad_id)
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        past = {}
+        if self.prefix_cache is not None:
+            zeros = torch.zeros(len(heads), dtype=torch.long, device=self.device)
+            past = with_cache(self.model, select_rows(self.prefix_cache, zeros))
+        with torch.inference_mode():
+            output = self.model(
+                input_ids=ids,
+                attention_mask=torch.cat([ones, mask], dim=1),
+                position_ids=self.prefix_len + left_positions(mask),
+                logits_to_keep=1,
+                use_cache=True,
+                **past,
+            )
+        result = (
+            output_cache(output),
+            torch.cat([ones, mask], dim=1),
+            self.prefix_len + mask.sum(1),
+            output.logits[:, -1],
+        )
+        if len(heads) == 1:
+            self._last = (heads[0], result)
+        return result
+
+    def run(
+        self, rows: Sequence[tuple[tuple[int, ...], Sequence[int]]], every_position: bool = False
+    ) -> Iterator[tuple[list[int], Any, Any, Any]]:
+        """Runs the rows in batches, each head once.
+
+        Yields:
+            For each batch: its rows' indices, their rests' ids (left-padded), their logits, and the logits of their
+            heads' last positions (None when every head is empty).
+
+        Args:
+            rows: (head, rest) of each row; a rest is not empty.
+            every_position: Logits of every position of the rests (left-padded: each rest ends at the last column),
+                else of the last position only.
+        """
+        import torch
+
+        from textgym.left_padding import left_pad, length_batches
+        from textgym.left_padding import positions as left_positions
+
+        distinct = list(dict.fromkeys(head for head, _ in rows))
+        for first in range(0, len(distinct), self.batch_size):
+            slot = {head: k for k, head in enumerate(distinct[first : first + self.batch_size])}
+            cache, head_mask, ends, last = self._heads(list(slot))
+            members = sorted((i for i, (head, _) in enumerate(rows) if head in slot), key=lambda i: len(rows[i][1]))
+            for batch in length_batches([len(rows[i][1]) for i in members], self.batch_size):
+                chunk = [members[k] for k in batch]
+                index = torch.tensor([slot[rows[i][0]] for i in chunk], device=self.device)
+                ids, mask = left_pad([rows[i][1] for i in chunk], self.pad_id)
+                ids, mask = ids.to(self.device), mask.to(self.device)
+                with torch.inference_mode():
+                    logits = self.model(
+                        input_ids=ids,
+                        attention_mask=torch.cat([head_mask[index], mask], dim=1),
+                        position_ids=ends[index, None] + left_positions(mask),
+                        logits_to_keep=ids.shape[1] if every_position else 1,
+                        **with_cache(self.model, select_rows(cache, index)),
+                    ).logits
+                yield chunk, ids, logits, None if last is None else last[index]
 
 
 class FewShotMarginJudge:
@@ -76,6 +182,9 @@ class FewShotMarginJudge:
         device = next(model.parameters()).device
         with torch.inference_mode():
             self.prefix_cache = output_cache(model(input_ids=self.prefix_ids.to(device), use_cache=True))
+        self._runner = _SharedHeads(
+            model, tokenizer.pad_token_id, batch_size, self.prefix_cache, self.prefix_ids.shape[1]
+        )
 
     def query_ids(self, text: str, context: str = "", fields: Mapping[str, str] | None = None) -> list[int]:
         """Token ids of one query: the part before ``{text}``, the text (cut to its last tokens), the rest.
@@ -92,11 +201,12 @@ class FewShotMarginJudge:
         The query holds the text with its whitespace runs collapsed to single spaces; the spans index into the text
         as given. Needs a fast tokenizer (offsets).
         """
-        return self._query(text, context, fields, offsets=True)
+        return self._query(text, context, fields, offsets=True)[:2]
 
     def _query(
         self, text: str, context: str, fields: Mapping[str, str] | None, offsets: bool
-    ) -> tuple[list[int], list[tuple[int, int]]]:
+    ) -> tuple[list[int], list[tuple[int, int]], int]:
+        """The query's ids, the text spans of its ids, and how many leading ids are the part before the text."""
         fields = {**(fields or {}), "context": context}
         before, after = self.query.split("{text}", 1)
         before = before.format(**fields)
@@ -115,7 +225,7 @@ class FewShotMarginJudge:
             ids = head + ids[-self.max_text_tokens :]
             spans = [(0, 0)] * len(head) + spans[-self.max_text_tokens :]
         tail = self.tokenizer(after.format(**fields), add_special_tokens=False).input_ids
-        return ids + tail, spans + [(0, 0)] * len(tail)
+        return ids + tail, spans + [(0, 0)] * len(tail), len(head) if ids[: len(head)] == head else 0
 
     def text_attention(
         self,
@@ -149,8 +259,7 @@ class FewShotMarginJudge:
             chunk = range(start, min(start + self.batch_size, len(texts)))
             queries = [self.query_spans(texts[i], contexts[i], fields[i]) for i in chunk]
             ids, mask = left_pad([row_ids for row_ids, _ in queries], self.tokenizer.pad_token_id)
-            cache = copy.deepcopy(self.prefix_cache)
-            cache.batch_repeat_interleave(len(queries))
+            cache = select_rows(self.prefix_cache, torch.zeros(len(queries), dtype=torch.long, device=device))
             full_mask = torch.cat([torch.ones((len(queries), prefix_len), dtype=torch.long), mask], dim=1)
             positions = prefix_len + left_positions(mask)
             with torch.inference_mode(), eager_attention(self.model):
@@ -176,34 +285,17 @@ class FewShotMarginJudge:
         fields: Sequence[Mapping[str, str]] | None = None,
     ) -> np.ndarray:
         """Returns the margin of each text, with its context and other query fields where the query has them."""
-        import torch
-
-        from textgym.left_padding import left_pad
-        from textgym.left_padding import positions as left_positions
-
         contexts = contexts if contexts is not None else [""] * len(texts)
         fields = fields if fields is not None else [{}] * len(texts)
+        rows = []
+        for text, context, row_fields in zip(texts, contexts, fields, strict=True):
+            ids, _, head = self._query(text, context, row_fields, offsets=False)
+            head = min(head, len(ids) - 1)  # the last position, whose logits answer, is run with the rest
+            rows.append((tuple(ids[:head]), ids[head:]))
         out = np.empty(len(texts), dtype=np.float64)
-        prefix_len = self.prefix_ids.shape[1]
-        device = next(self.model.parameters()).device
-        for start in range(0, len(texts), self.batch_size):
-            chunk = range(start, min(start + self.batch_size, len(texts)))
-            queries = [self.query_ids(texts[i], contexts[i], fields[i]) for i in chunk]
-            ids, mask = left_pad(queries, self.tokenizer.pad_token_id)  # every row's query ends the batch
-            cache = copy.deepcopy(self.prefix_cache)
-            cache.batch_repeat_interleave(len(queries))
-            full_mask = torch.cat([torch.ones((len(queries), prefix_len), dtype=torch.long), mask], dim=1)
-            positions = prefix_len + left_positions(mask)
-            with torch.inference_mode():
-                logits = self.model(
-                    input_ids=ids.to(device),
-                    attention_mask=full_mask.to(device),
-                    position_ids=positions.to(device),
-                    logits_to_keep=1,
-                    **with_cache(self.model, cache),
-                ).logits[:, -1]
-            pair = logits[:, self.answer_ids].double()
-            out[start : start + len(queries)] = (pair[:, 0] - pair[:, 1]).cpu().numpy()
+        for chunk, _, logits, _ in self._runner.run(rows):
+            pair = logits[:, -1, self.answer_ids].double()
+            out[chunk] = (pair[:, 0] - pair[:, 1]).cpu().numpy()
         return out
 
 
@@ -234,6 +326,7 @@ class ContextGainJudge:
         self.model, self.tokenizer = model, tokenizer
         self.prefix, self.query = prefix, query
         self.batch_size, self.max_text_tokens = batch_size, max_text_tokens
+        self._runner = _SharedHeads(model, tokenizer.pad_token_id, batch_size)
 
     def sequence(self, text: str, context: str, fields: Mapping[str, str] | None = None) -> tuple[list[int], int]:
         """Token ids of prefix + query + text, and how many of them (at the end) are the text's."""
@@ -246,30 +339,28 @@ class ContextGainJudge:
         return head + tail, len(tail)
 
     def log_likelihoods(self, sequences: Sequence[tuple[list[int], int]]) -> np.ndarray:
-        """Mean log-probability of the last ``n`` tokens of each ``(ids, n)``, batched, left-padded."""
+        """Mean log-probability of the last ``n`` tokens of each ``(ids, n)``.
+
+        The ids before the last ``n`` (the prefix and the query up to the text) go through the model once for all
+        sequences that share them; 0 where ``n`` is 0.
+        """
         import torch
 
-        from textgym.left_padding import left_pad
-        from textgym.left_padding import positions as left_positions
-
+        rows, scored = [], []
+        for index, (ids, n) in enumerate(sequences):
+            head = max(len(ids) - n, 1)  # without a head the first token has no prediction: it is not scored
+            if n and head < len(ids):
+                rows.append((tuple(ids[:head]), ids[head:]))
+                scored.append(index)
         out = np.zeros(len(sequences), dtype=np.float64)
-        device = next(self.model.parameters()).device
-        for start in range(0, len(sequences), self.batch_size):
-            chunk = sequences[start : start + self.batch_size]
-            keep = max(n for _, n in chunk) + 1
-            ids, mask = left_pad([row_ids for row_ids, _ in chunk], self.tokenizer.pad_token_id)
-            ids, mask = ids.to(device), mask.to(device)
-            width = ids.shape[1]
-            positions = left_positions(mask)
-            with torch.inference_mode():
-                logits = self.model(
-                    input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
-                ).logits
-            logprobs = logits[:, :-1].double().log_softmax(-1)  # position j predicts token width - keep + 1 + j
-            targets = ids[:, width - keep + 1 :]
-            picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu()
-            for row, (_, n) in enumerate(chunk):
-                out[start + row] = picked[row, -n:].mean().item() if n else 0.0
+        for chunk, ids, logits, last in self._runner.run(rows, every_position=True):
+            # column c of a rest is predicted by column c - 1, its first column by its head's last position
+            firsts = [ids.shape[1] - len(rows[i][1]) for i in chunk]
+            predicted = torch.cat([last[:, None], logits[:, :-1]], dim=1)
+            predicted[torch.arange(len(chunk), device=last.device), firsts] = last
+            picked = predicted.double().log_softmax(-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1).cpu()
+            for row, (i, first) in enumerate(zip(chunk, firsts, strict=True)):
+                out[scored[i]] = picked[row, first:].mean().item()
         return out
 
     def margins(
