@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Runs benchmarks/grids/rewards.yaml in the order it was published: LM-PPO on sentiment and detox seed by seed,
-# then summarization, then GRPO; one worker with one torch thread (the other core stays free). Every call resumes:
+# Runs benchmarks/grids/rewards.yaml (order below); one worker with one torch thread (the other core stays free). Every call resumes:
 # finished runs are skipped, checkpointed ones continue. Finished runs kept in the repository
 # (benchmarks/results/rewards_runs/, see benchmarks/store_rewards_runs.sh) are copied into OUT first, so a fresh
 # machine resumes where the last one stopped. Usage: benchmarks/run_rewards_grid.sh OUT
@@ -20,11 +19,17 @@ bench() {
   OMP_NUM_THREADS=1 python -m textgym.cli bench --grid "$grid" --out "$out" --workers 1 --threads 1 "$@"
   prune
 }
+# Order: the cells whose reward cannot change while issue 12 chooses better critics and a better sentiment scorer
+# (detox and summarization, every reward but the critic) first, LM-PPO before GRPO, seed by seed; then the
+# sentiment task and the critic cells.
+stable=(sparse uniform potential attention occlusion)
 for agent in lmppo grpo; do
   for seed in 0 1 2; do
-    bench --agents "$agent" --seeds "$seed" --env-ids TextSentiment-sparse-v0 TextDetox-sparse-v0
+    bench --agents "$agent" --seeds "$seed" --env-ids TextDetox-sparse-v0 TextSummarize-sparse-v0 --variants "${stable[@]}"
   done
+done
+for agent in lmppo grpo; do
   for seed in 0 1 2; do
-    bench --agents "$agent" --seeds "$seed" --env-ids TextSummarize-sparse-v0
+    bench --agents "$agent" --seeds "$seed" --env-ids TextSentiment-sparse-v0 TextDetox-sparse-v0 TextSummarize-sparse-v0
   done
 done
