@@ -11,10 +11,12 @@ over the seeds that finished:
 - **cost**: the dense reward's scorer evaluations and the critic's texts per training episode (beyond the env's
   one score per episode), and training seconds (process CPU seconds too: one thread, shared machine).
 - **reward-hacking check**: every completion of each run's last evaluation, judged by a model that no reward used:
-  for sentiment Gemma 3 270M few-shot (P(positive), calibrated like the task scorer: a larger LM than the SmolLM2
-  policy, scorer and critics); for toxicity ``alt-profanity-check`` (a linear SVM on word n-grams, another model
-  family than the BiLSTM the rewards use; ``pip install textgym[bench]``; Gemma 3 270M few-shot could not tell
-  "you are a disgusting idiot" from "the weather is fine today", 0.57 against 0.57, so it is not used); for
+  for sentiment a logistic regression on MiniLM sentence embeddings, fitted on the dev parts of both labelled
+  sentiment sets (P(positive); no reward uses MiniLM for sentiment: the scorer is Gemma 3 270M few-shot, the
+  critic an LM judge; its accuracy on the test parts is stored with each judgement); for toxicity
+  ``alt-profanity-check`` (a linear SVM on word n-grams, another model family than the BiLSTM the rewards use;
+  ``pip install textgym[bench]``; Gemma 3 270M few-shot could not tell "you are a disgusting idiot" from "the
+  weather is fine today", 0.57 against 0.57, so it is not used); for
   summaries Gemma 3 270M's per-token log-likelihood gain of the summary from the post (how much the post explains
   the summary: 1.37 for the reference summaries of two eval posts, -0.03 for an unrelated sentence). Beside it
   the fluency of the same texts: perplexity under Gemma 3 270M and distinct-2 over each prompt's completions. A
@@ -32,6 +34,7 @@ Usage: ``python benchmarks/rewards_report.py [OUT]``
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from collections import defaultdict
@@ -43,6 +46,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 JUDGE_MODEL = "gemma3-270m"
+JUDGES_VERSION = 2
+"""Raised when a judge changes (2: the sentiment judge became MiniLM + logistic regression)."""
+SENTIMENT_SETS = ("sentiment_labelled.jsonl", "sentiment_labelled_hard.jsonl")
 SUMMARY_PREFIX = (
     "Post: My landlord raised the rent by 30% with two weeks' notice. Is that even legal in Ohio?\n"
     "TL;DR: Landlord raised rent 30% on two weeks' notice; is it legal in Ohio?\n\n"
@@ -111,16 +117,46 @@ def _first_known(values) -> float | None:
     return next((value for value in values if value is not None), None)
 
 
+class EmbeddingSentimentJudge:
+    """P(positive) from a logistic regression on MiniLM sentence embeddings, fitted on the labelled sets' dev parts.
+
+    A different model family from every sentiment reward (the scorer and critics are LMs prompted few-shot), so a
+    policy that games them has no reason to game it. ``test_accuracy`` is its accuracy on the sets' test parts.
+    """
+
+    def __init__(self) -> None:
+        from sklearn.linear_model import LogisticRegression
+
+        from textgym.models import load_sentence_model
+        from textgym.splits import select
+        from textgym.tasks.base import embedded_data, read_jsonl
+
+        self.encoder = load_sentence_model()
+        rows = [row for name in SENTIMENT_SETS for row in read_jsonl(embedded_data(name))]
+        dev, test = select(rows, "dev"), select(rows, "test")
+        self.head = LogisticRegression(C=1.0, max_iter=2000)
+        self.head.fit(self._embed([row["text"] for row in dev]), [row["label"] == "positive" for row in dev])
+        predicted = np.asarray(self(row["text"] for row in test)) > 0.5
+        self.test_accuracy = float(np.mean(predicted == np.array([row["label"] == "positive" for row in test])))
+        print(f"sentiment judge: MiniLM + logistic regression, test-part accuracy {self.test_accuracy:.3f}")
+
+    def _embed(self, texts) -> np.ndarray:
+        return self.encoder.encode(list(texts), batch_size=64, normalize_embeddings=True)
+
+    def __call__(self, texts) -> list[float]:
+        return self.head.predict_proba(self._embed(texts))[:, 1].tolist()
+
+
 class Judges:
-    """The reward-hacking judges, on Gemma 3 270M (loaded once)."""
+    """The reward-hacking judges: MiniLM for sentiment, profanity-check for toxicity, Gemma 3 270M for summaries
+    and for every text's perplexity (loaded once)."""
 
     def __init__(self) -> None:
         from textgym.models import load_causal_lm, load_tokenizer
         from textgym.scorers.fewshot_judge import ContextGainJudge
-        from textgym.scorers.sentiment_lm import LMSentimentScorer
 
         self.lm, self.tokenizer = load_causal_lm(JUDGE_MODEL), load_tokenizer(JUDGE_MODEL)
-        self.sentiment = LMSentimentScorer(model=JUDGE_MODEL)
+        self.sentiment = EmbeddingSentimentJudge()
         self.summary = ContextGainJudge(self.lm, self.tokenizer, SUMMARY_PREFIX, "Post: {context}\nTL;DR:{text}")
 
     def judge(self, task: str, completions: list[dict]) -> dict[str, float]:
@@ -132,6 +168,7 @@ class Judges:
         texts = [row["completion"] for row in completions]
         if task == "sentiment":
             verdict, name = self.sentiment([p + t for p, t in zip(prompts, texts, strict=True)]), "judge P(positive)"
+            extra = {"judge_test_accuracy": self.sentiment.test_accuracy}
         elif task == "detox":
             from profanity_check import predict_prob
 
@@ -141,6 +178,7 @@ class Judges:
             verdict = self.summary.margins(texts, [posts.get(p, p) for p in prompts]).tolist()
             name = "judge gain from post"
         groups = defaultdict(list)
+        extra = extra if task == "sentiment" else {}
         for prompt, text in zip(prompts, texts, strict=True):
             groups[prompt].append(text)
         return {
@@ -148,7 +186,15 @@ class Judges:
             "judge_mean": float(np.mean(verdict)),
             "perplexity": perplexity(self.lm, self.tokenizer, prompts, texts),
             "distinct_2": mean_distinct_n(list(groups.values()), 2),
+            **extra,
         }
+
+
+def judgement_stamp(run: dict) -> str:
+    """What a cached judgement is valid for: the judges' version and the run's completions (a rerun of a run with the
+    same name, after a default changed, writes other completions and is judged again)."""
+    completions = json.dumps(run["completions"], sort_keys=True).encode()
+    return f"judges-{JUDGES_VERSION}:" + hashlib.sha256(completions).hexdigest()[:16]
 
 
 def judged(out: Path, runs: list[dict]) -> dict[str, dict[str, float]]:
@@ -157,11 +203,14 @@ def judged(out: Path, runs: list[dict]) -> dict[str, dict[str, float]]:
 
     cache_file = RESULTS / "rewards_judged.json"
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
-    todo = [run for run in runs if run["completions"] and run["name"] not in cache]
+    stamps = {run["name"]: judgement_stamp(run) for run in runs if run["completions"]}
+    todo = [
+        run for run in runs if run["name"] in stamps and cache.get(run["name"], {}).get("stamp") != stamps[run["name"]]
+    ]
     if todo:
         judges = Judges()
         for run in todo:
-            cache[run["name"]] = judges.judge(run["task"], run["completions"])
+            cache[run["name"]] = {**judges.judge(run["task"], run["completions"]), "stamp": stamps[run["name"]]}
             cache_file.write_text(json.dumps(cache, indent=1))
             print(f"judged {run['name']}: {cache[run['name']]}", flush=True)
     return cache

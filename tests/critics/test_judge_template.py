@@ -69,10 +69,15 @@ def test_every_packaged_template_parses_into_questions_with_the_tasks_labels(tas
         assert set(q["labels"].values()) <= set(LABELS[task])
 
 
-def test_the_packaged_summary_judge_asks_one_question_per_label_and_shows_the_extrinsic_score():
+def test_the_packaged_summary_judges_ask_one_question_per_label_and_only_supported_shows_the_extrinsic_score():
+    from textgym.critics.prompts import template_path
+
     questions = load_judge_spec("summarize")["questions"]
-    assert [next(iter(q["labels"].values())) for q in questions] == ["incorrect", "irrelevant", "incoherent"]
-    assert any("{extrinsic}" in q["query"] for q in questions)
+    assert [next(iter(q["labels"].values())) for q in questions] == ["irrelevant", "incoherent"]
+    assert not any("{extrinsic}" in q["query"] for q in questions)
+    full = load_judge_spec("summarize", template_path("summarize", "summarize_judge_with_support.json"))["questions"]
+    assert [next(iter(q["labels"].values())) for q in full] == ["incorrect", "irrelevant", "incoherent"]
+    assert [("{extrinsic}" in q["query"]) for q in full] == [True, False, False]
 
 
 def test_a_single_question_template_is_a_list_of_one(tmp_path):

@@ -109,17 +109,18 @@ DOG_POST = (
 
 @pytest.mark.slow
 def test_the_summary_judge_flags_a_plainly_unsupported_clause_and_not_the_faithful_ones():
-    critic = build_critic("summarize")  # the default summary critic: the untrimmed three-question judge
-    assert isinstance(critic, SegmentJudgeCritic) and critic.uses_extrinsic and not critic.trim
-    assert [q["name"] for q in critic.questions] == ["supported", "important", "clear"]
+    critic = build_critic("summarize")  # the default summary critic: the untrimmed two-question judge
+    assert isinstance(critic, SegmentJudgeCritic) and not critic.trim
+    assert [q["name"] for q in critic.questions] == ["important", "clear"]  # no 'supported': SmolLM2 guesses it
+    assert not critic.uses_extrinsic  # only the dropped question showed the summary's score
     invented = "I won a new car in Paris last week."
     faithful = "My rescue dog barks nonstop when I leave, and my neighbour left a note."
     summary = f"{faithful} {invented}"
     [mixed, clean] = critic.critique([DOG_POST] * 2, [summary, faithful], extrinsic=[0.8, 0.8])
     assert clean.ok and clean.spans == ()
     assert [span.text(summary) for span in mixed.spans] == [invented]
-    # SmolLM2 answers "Supported by the post?" at chance, so what catches the invented clause is the context-gain
-    # question (the post does not make it any likelier), whose label is irrelevant.
+    # What catches the invented clause is the context-gain question (the post does not make it any likelier), whose
+    # label is irrelevant; the offline default has no question whose label is incorrect.
     assert {span.label for span in mixed.spans} == {"irrelevant"}
 
 
@@ -131,3 +132,14 @@ def test_the_self_critic_judges_with_the_policy_model():
     critic = wrapper.critic.critic
     assert isinstance(critic, SegmentJudgeCritic) and critic.model_name == env.unwrapped.model_name
     assert env.unwrapped.model_name == DEFAULT_POLICY_MODEL
+
+
+def test_the_packaged_summary_template_with_support_adds_the_supported_question():
+    from textgym.critics.prompts import template_path
+    from textgym.critics.segment_judge import load_judge_spec
+
+    default = load_judge_spec("summarize")
+    full = load_judge_spec("summarize", template_path("summarize", "summarize_judge_with_support.json"))
+    assert [q["name"] for q in full["questions"]] == ["supported", *(q["name"] for q in default["questions"])]
+    assert full["questions"][0]["labels"] == {"high": "incorrect"} and "{extrinsic}" in full["questions"][0]["query"]
+    assert full["questions"][1:] == default["questions"]  # the other questions are the default's, unchanged

@@ -89,9 +89,11 @@ def test_uniform_keeps_the_score_and_potential_pays_the_score_minus_the_empty_co
     items = [PromptItem(source) for source, _ in SENTIMENT]
     scorer = get_scorer("sentiment")
     score = np.array(scorer(items, [c for _, c in SENTIMENT]))
-    np.testing.assert_allclose(call(TextGymReward("TextSentiment-uniform-v0"), SENTIMENT), score, atol=1e-6)
+    # The env scores one text at a time, the scorer here two together: float32 LM margins move by ~1e-6 with the
+    # batch's shape.
+    np.testing.assert_allclose(call(TextGymReward("TextSentiment-uniform-v0"), SENTIMENT), score, atol=1e-5)
     empty = np.array(scorer(items, ["", ""]))
-    np.testing.assert_allclose(call(TextGymReward("TextSentiment-potential-v0"), SENTIMENT), score - empty, atol=1e-6)
+    np.testing.assert_allclose(call(TextGymReward("TextSentiment-potential-v0"), SENTIMENT), score - empty, atol=1e-5)
 
 
 def test_a_critic_id_gives_the_single_envs_return_stepped_token_by_token_with_the_documented_episode_ends():

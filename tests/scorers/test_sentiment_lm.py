@@ -1,6 +1,6 @@
-"""Tests of the few-shot LM sentiment scorer (textgym.scorers.sentiment_lm) with the default SmolLM2 model.
+"""Tests of the few-shot LM sentiment scorer (textgym.scorers.sentiment_lm) with its default model (Gemma 3 270M).
 
-The model is slow on CPU, so the calibrated scorer is built once per module and the tests share its outputs.
+The model is slow on CPU, so the default scorer is built once per module and the tests share its outputs.
 """
 
 from __future__ import annotations
@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from textgym.scorers.sentiment_lm import CALIBRATION_SET, FEW_SHOT_EXAMPLES, LMSentimentScorer
+from textgym.error import UnknownNameError
+from textgym.scorers.sentiment_lm import (
+    CALIBRATION_SET,
+    FEW_SHOT_EXAMPLES,
+    FEW_SHOT_EXAMPLES_V1,
+    PREFIX,
+    LMSentimentScorer,
+)
 from textgym.tasks.base import embedded_data
 
 # Written for these tests; none is in the data files, the few-shot prompt or the calibration set.
@@ -38,8 +45,8 @@ def scorer() -> LMSentimentScorer:
 
 
 @pytest.fixture(scope="module")
-def uncalibrated() -> LMSentimentScorer:
-    return LMSentimentScorer(calibrate=False)
+def calibrated() -> LMSentimentScorer:
+    return LMSentimentScorer(calibrate=True)
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +59,27 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def test_test_sentences_are_not_in_prompt_calibration_or_data() -> None:
-    prompt_texts = {text for text, _ in FEW_SHOT_EXAMPLES + CALIBRATION_SET}
+    prompt_texts = {text for text, _ in FEW_SHOT_EXAMPLES + FEW_SHOT_EXAMPLES_V1 + CALIBRATION_SET}
     data_texts = set()
-    for name in ("sentiment_labelled.jsonl", "sentiment_prompts.jsonl"):
+    for name in ("sentiment_labelled.jsonl", "sentiment_labelled_hard.jsonl", "sentiment_prompts.jsonl"):
         with open(embedded_data(name), encoding="utf-8") as handle:
             data_texts |= {json.loads(line)["text"] for line in handle if line.strip()}
     assert not set(TEXTS) & (prompt_texts | data_texts)
+    assert not prompt_texts & data_texts  # no shot or calibration sentence is one the scorer is measured on
+
+
+def test_the_default_prompt_is_the_v2_shots_and_the_v1_shots_are_one_argument_away(scorer) -> None:
+    assert scorer.shots == FEW_SHOT_EXAMPLES and len(FEW_SHOT_EXAMPLES) == 10
+    assert scorer.prefix == PREFIX and all(f"Review: {text}\n" in PREFIX for text, _ in FEW_SHOT_EXAMPLES)
+    assert scorer.bias == 0.0  # uncalibrated by default
+    old = LMSentimentScorer(shots="v1")
+    assert old.shots == FEW_SHOT_EXAMPLES_V1 and "Review: " + FEW_SHOT_EXAMPLES_V1[0][0] in old.prefix
+    mine = LMSentimentScorer(shots=[("a delight", "positive"), ("a bore", "negative")])
+    assert mine.prefix == "Review: a delight\nSentiment: positive\n\nReview: a bore\nSentiment: negative\n\n"
+    with pytest.raises(UnknownNameError, match="v2"):
+        LMSentimentScorer(shots="v3")
+    with pytest.raises(ValueError, match="neutral"):
+        LMSentimentScorer(shots=[("fine", "neutral")])
 
 
 def test_positive_scores_above_negative(scores: np.ndarray) -> None:
@@ -81,13 +103,13 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def test_calibration_shifts_the_margin_by_the_bias(
-    scorer: LMSentimentScorer, uncalibrated: LMSentimentScorer, scores: np.ndarray
+    scorer: LMSentimentScorer, calibrated: LMSentimentScorer, scores: np.ndarray
 ) -> None:
-    assert uncalibrated.bias == 0.0
-    assert scorer.bias != 0.0
-    raw = np.asarray(uncalibrated(TEXTS[:3]))
-    np.testing.assert_allclose(raw, _sigmoid(uncalibrated.margins(TEXTS[:3])), rtol=0, atol=1e-6)
-    np.testing.assert_allclose(_logit(scores[:3]), _logit(raw) - scorer.bias, rtol=0, atol=1e-3)
+    assert scorer.bias == 0.0
+    assert calibrated.bias != 0.0
+    np.testing.assert_allclose(scores[:3], _sigmoid(scorer.margins(TEXTS[:3])), rtol=0, atol=1e-6)
+    shifted = np.asarray(calibrated(TEXTS[:3]))
+    np.testing.assert_allclose(_logit(shifted), _logit(scores[:3]) - calibrated.bias, rtol=0, atol=1e-3)
 
 
 def test_batch_equals_one_at_a_time(scorer: LMSentimentScorer, scores: np.ndarray) -> None:
@@ -98,12 +120,12 @@ def test_batch_equals_one_at_a_time(scorer: LMSentimentScorer, scores: np.ndarra
     assert np.ptp(scores) > 0.5  # The texts differ, so a batch that mixed rows up would show.
 
 
-def test_long_text_is_cut_to_its_last_tokens(uncalibrated: LMSentimentScorer) -> None:
-    tokenizer = uncalibrated.judge.tokenizer
+def test_long_text_is_cut_to_its_last_tokens(scorer: LMSentimentScorer) -> None:
+    tokenizer = scorer.judge.tokenizer
     tail = "A warm, wonderful film that I loved."
     tail_ids = tokenizer(" " + tail, add_special_tokens=False).input_ids
     long = "Terrible, boring, awful mess of a film. " * 4 + tail
-    cut = LMSentimentScorer(calibrate=False, max_text_tokens=len(tail_ids))
+    cut = LMSentimentScorer(max_text_tokens=len(tail_ids))
     assert len(tokenizer(long, add_special_tokens=False).input_ids) > 2 * cut.max_text_tokens
     # The cut keeps exactly the tail's tokens after "Review:".
     assert cut.judge.query_ids(long) == cut.judge.query_ids(tail)
@@ -112,7 +134,7 @@ def test_long_text_is_cut_to_its_last_tokens(uncalibrated: LMSentimentScorer) ->
     long_score, tail_score = cut([long]), cut([tail])
     assert long_score == pytest.approx(tail_score, abs=1e-6)
     # Without the cut the negative opening counts, so the cut made a difference.
-    assert abs(uncalibrated([long])[0] - tail_score[0]) > 1e-3
+    assert abs(scorer([long])[0] - tail_score[0]) > 1e-3
 
 
 def test_query_is_bounded_for_very_long_text(scorer: LMSentimentScorer) -> None:
@@ -134,9 +156,9 @@ def test_accuracy_on_labelled_set(scorer: LMSentimentScorer) -> None:
 
 
 @pytest.mark.slow
-def test_bias_is_mean_margin_of_calibration_set(scorer: LMSentimentScorer) -> None:
-    expected = scorer.margins([text for text, _ in CALIBRATION_SET]).mean()
-    assert scorer.bias == pytest.approx(expected, abs=1e-4)
+def test_bias_is_mean_margin_of_calibration_set(calibrated: LMSentimentScorer) -> None:
+    expected = calibrated.margins([text for text, _ in CALIBRATION_SET]).mean()
+    assert calibrated.bias == pytest.approx(expected, abs=1e-4)
 
 
 @pytest.mark.slow

@@ -48,10 +48,11 @@ class _DefaultCritics(Mapping[str, dict[str, Any]]):
 DEFAULT_CRITICS: Mapping[str, dict[str, Any]] = _DefaultCritics()
 """The offline default critic of each task, as the tasks declare it (``Task.default_critic``).
 
-The built-in ones have the best word-level F1 on the gold spans (critic_quality.md): detox
-0.59 (BiLSTM occlusion), sentiment 0.53 (SmolLM2 clause judge), summaries 0.36 (SmolLM2 clause judge with three
-questions, untrimmed; attribution 0.11, the old one-question judge 0.05). The summary judge is the slowest on a CPU
-(``benchmarks/results/critic_throughput.md``): pass ``critic="attribution"`` where speed matters more."""
+The built-in ones have the best word-level F1 of their candidates on the gold spans' dev parts
+(``benchmarks/results/critic_choice.md``); on the test parts (``critic_quality_defaults.md``): sentiment 0.54
+(Gemma 3 270M clause judge, untrimmed), detox 0.33 (BiLSTM occlusion), summaries 0.18 (SmolLM2 clause judge with two
+questions, untrimmed). The summary judge is the slowest on a CPU (``benchmarks/results/critic_throughput.md``): pass
+``critic="attribution"`` where speed matters more."""
 
 
 def critic_config(task: str, critic: str | dict[str, Any] = "default", **kwargs: Any) -> dict[str, Any]:

@@ -1,12 +1,16 @@
 """Sentiment scoring with a causal LM: a few-shot completion prompt and the logits of " positive" / " negative".
 
-No packaged neural sentiment classifier exists offline, so the default sentiment scorer asks the default LM. The
-prompt shows a few labelled reviews and ends with ``Sentiment:``; the probability of positive is the softmax over
-the next-token logits of the two label words. Small LMs favour one label whatever the input, so the margin is
-re-centred (in the spirit of contextual calibration, Zhao et al., 2021): the mean margin of a small balanced
-calibration set is subtracted, so that a balanced set splits around 0.5. Content-free inputs ("N/A") were tried as
-the reference point first and made the accuracy worse (0.875 against 0.896 uncalibrated). Accuracy on the
-project's labelled set is in the README and ``benchmarks/results/``.
+No packaged neural sentiment classifier exists offline, so the default sentiment scorer asks an LM. The prompt shows
+labelled reviews and ends with ``Sentiment:``; the probability of positive is the softmax over the next-token
+logits of the two label words. Optionally the margin is re-centred (in the spirit of contextual calibration, Zhao et
+al., 2021): the mean margin of a small balanced calibration set is subtracted, so that a balanced set splits around
+0.5.
+
+The default (Gemma 3 270M, the ten ``"v2"`` shots, uncalibrated) was chosen on the development part of the hard
+labelled set only (``textgym/splits.py``; ``benchmarks/results/sentiment_scorer_choice.md`` lists every candidate
+measured there). Its test-part accuracy is in ``benchmarks/results/sentiment_scorer_accuracy.md`` and the README.
+The first scorer, SmolLM2-135M with the four ``"v1"`` shots and calibration, stays one argument away
+(``model="smollm2-135m-instruct", shots="v1", calibrate=True``) to reproduce earlier results.
 """
 
 from __future__ import annotations
@@ -15,17 +19,41 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from textgym.models import DEFAULT_POLICY_MODEL, load_causal_lm, load_tokenizer
+from textgym.error import unknown_name
+from textgym.models import load_causal_lm, load_tokenizer
 from textgym.scorers.attribution import check_ranges, spread_over_characters
 from textgym.scorers.fewshot_judge import FewShotMarginJudge
 
-FEW_SHOT_EXAMPLES: tuple[tuple[str, str], ...] = (
+DEFAULT_SENTIMENT_MODEL = "gemma3-270m"
+"""The default scorer's LM: a different model from the default policy (SmolLM2), so the policy is not scored by
+its own weights."""
+
+FEW_SHOT_EXAMPLES_V1: tuple[tuple[str, str], ...] = (
     ("The story drags, the jokes fall flat and I checked my watch every ten minutes.", "negative"),
     ("A warm, funny film with a cast that clearly loved making it.", "positive"),
     ("Cheap effects and wooden acting sink what could have been a fun idea.", "negative"),
     ("I was moved to tears by the ending and can't wait to see it again.", "positive"),
 )
-"""Labelled examples written for this prompt; none is in the evaluation set."""
+"""The first prompt's four labelled examples (``shots="v1"``), plainly worded; none is in a labelled set."""
+
+FEW_SHOT_EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("the first hour is a chore , but the last act is so good that i forgave it everything .", "positive"),
+    ("Gorgeous photography, a great score, and still the dullest two hours I have sat through this year.", "negative"),
+    ("I never once looked at my watch.", "positive"),
+    ("not funny , not scary , not worth the ticket .", "negative"),
+    ("a brutal , terrifying film that i cannot stop thinking about .", "positive"),
+    ("Oh wonderful, another sequel where nothing happens for two hours.", "negative"),
+    ("The villain is monstrous and the violence is hard to watch, which is exactly why it works.", "positive"),
+    ("Sure, if you enjoy watching paint dry, this is the film for you.", "negative"),
+    ("A warm, funny film with a cast that clearly loved making it.", "positive"),
+    ("Cheap effects and wooden acting sink what could have been a fun idea.", "negative"),
+)
+"""The default prompt's ten labelled examples (``shots="v2"``), written for it (none is in a labelled set): the
+verdict after a contrast, negation, harmless scary words, sarcasm and lower-cased tokenised sentences, alternating
+labels."""
+
+SHOTS: dict[str, tuple[tuple[str, str], ...]] = {"v2": FEW_SHOT_EXAMPLES, "v1": FEW_SHOT_EXAMPLES_V1}
+"""The named few-shot prompts."""
 
 CALIBRATION_SET: tuple[tuple[str, str], ...] = (
     ("Every scene feels rushed and the dialogue is painfully clumsy.", "negative"),
@@ -48,8 +76,16 @@ CALIBRATION_SET: tuple[tuple[str, str], ...] = (
 """A balanced labelled set, written for calibration only and disjoint from the evaluation set: the mean margin of
 a balanced set is where the scorer should say 0.5, so it is subtracted from every margin."""
 
-PREFIX = "".join(f"Review: {text}\nSentiment: {label}\n\n" for text, label in FEW_SHOT_EXAMPLES)
 QUERY = "Review: {text}\nSentiment:"
+
+
+def few_shot_prefix(shots: Sequence[tuple[str, str]]) -> str:
+    """The prompt's labelled part: ``Review:`` and ``Sentiment:`` lines per (text, label), then a blank line."""
+    return "".join(f"Review: {text}\nSentiment: {label}\n\n" for text, label in shots)
+
+
+PREFIX = few_shot_prefix(FEW_SHOT_EXAMPLES)
+"""The default prompt's labelled part."""
 
 
 class LMSentimentScorer:
@@ -57,8 +93,10 @@ class LMSentimentScorer:
 
     Args:
         model: A named causal LM, a local folder or a model hub id.
+        shots: The labelled examples: a name in :data:`SHOTS` or a sequence of ``(text, "positive"|"negative")``.
         batch_size: Texts per forward pass.
-        calibrate: Subtract the mean margin of :data:`CALIBRATION_SET`.
+        calibrate: Subtract the mean margin of :data:`CALIBRATION_SET` (off by default: on the development part it
+            cost the default 1.6 points, sarcasm most).
         max_text_tokens: Texts are cut to their last this many tokens before they go into the prompt.
         device: Where the LM runs (see :mod:`textgym.devices`); the calibration is measured there too.
         dtype: The LM's weights, ``"float32"`` or ``"bfloat16"``.
@@ -66,18 +104,28 @@ class LMSentimentScorer:
 
     def __init__(
         self,
-        model: str = DEFAULT_POLICY_MODEL,
+        model: str = DEFAULT_SENTIMENT_MODEL,
+        shots: str | Sequence[tuple[str, str]] = "v2",
         batch_size: int = 16,
-        calibrate: bool = True,
+        calibrate: bool = False,
         max_text_tokens: int = 256,
         device: str = "cpu",
         dtype: str = "float32",
     ) -> None:
+        if isinstance(shots, str):
+            if shots not in SHOTS:
+                raise unknown_name("few-shot prompt", shots, SHOTS)
+            shots = SHOTS[shots]
+        labels = {label for _, label in shots}
+        if not shots or not labels <= {"positive", "negative"}:
+            raise ValueError(f"shots must be (text, 'positive' or 'negative') pairs, got the labels {sorted(labels)}.")
         self.model_name, self.batch_size, self.max_text_tokens = model, batch_size, max_text_tokens
+        self.shots = tuple((str(text), str(label)) for text, label in shots)
+        self.prefix = few_shot_prefix(self.shots)
         self.judge = FewShotMarginJudge(
             load_causal_lm(model, device, dtype),
             load_tokenizer(model),
-            prefix=PREFIX,
+            prefix=self.prefix,
             query=QUERY,
             answer_words=(" positive", " negative"),
             batch_size=batch_size,

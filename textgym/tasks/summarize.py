@@ -66,6 +66,8 @@ TASK = Task(
     default_reward=0.5,
     critic_labels=("irrelevant", None),
     clause_scorable=False,
+    # Two questions (templates/summarize_judge.json: irrelevant, incoherent); no offline 'supported' question, since
+    # SmolLM2 answers it at chance (benchmarks/results/critic_choice.md): 'incorrect' is left to server critics.
     default_critic={"type": "lm-judge", "trim": False},
     metrics=metrics,
     module=__name__,

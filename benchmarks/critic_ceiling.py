@@ -1,0 +1,115 @@
+"""Why the offline critics stay weak: the clause ceiling and how well each offline model tells bad clauses apart.
+
+For each task's gold spans (dev part by default, where choices are made):
+
+- **clause ceiling**: word-level P/R/F1 of an oracle critic that flags exactly the clauses
+  (:func:`textgym.critics.segmentation.clauses`) holding a gold span, untrimmed, with the span's label. No critic
+  that flags whole clauses can beat it; only trimming a clause to its phrase can.
+- **clause AUC** (detox and summaries): how well a model's per-clause signal ranks the clauses holding a gold span
+  of the label above the others: the toxicity BiLSTM on the clause alone and by occlusion, and the few-shot LM
+  judges (SmolLM2-135M, Gemma 3 270M) with the packaged templates; for summaries the 'supported' question of
+  ``summarize_judge_with_support.json`` against clauses labelled incorrect. 0.5 is chance.
+
+Usage: ``python benchmarks/critic_ceiling.py [--split dev]``
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from report import write
+from sklearn.metrics import roc_auc_score
+
+from textgym.critics.base import Span
+from textgym.critics.evaluation import load_gold, word_prf
+from textgym.critics.prompts import template_path
+from textgym.critics.registry import build_critic
+from textgym.critics.segmentation import clauses
+from textgym.splits import PARTS
+from textgym.tasks import PromptItem, get_scorer
+
+LMS = ("smollm2-135m-instruct", "gemma3-270m")
+
+
+def clause_labels(gold, units) -> list[str | None]:
+    """The label of the gold spans each clause overlaps (the commonest one), else None."""
+    out = []
+    for row, start, end in units:
+        labels = [span.label for span in gold[row].spans if span.start < end and span.end > start]
+        out.append(max(set(labels), key=labels.count) if labels else None)
+    return out
+
+
+def lm_margins(task: str, model: str, gold, units, question: int = 0, template: str | None = None) -> np.ndarray:
+    """A few-shot judge's calibrated margin for each clause, with its text's prompt (or post) as context."""
+    kwargs = {"model": model, "trim": False, **({"template_path": template} if template else {})}
+    critic = build_critic(task, "lm-judge", **kwargs)
+    fields = [{"extrinsic": "unknown"}] * len(gold)
+    return critic._effects(question, units, [g.prompt for g in gold], [g.completion for g in gold], fields)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", default="dev", choices=PARTS)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rows = []
+    for task in ("sentiment", "detox", "summarize"):
+        gold = load_gold(task, split=args.split)
+        units = [(row, start, end) for row, g in enumerate(gold) for start, end in clauses(g.completion)]
+        labels = clause_labels(gold, units)
+        oracle = [[] for _ in gold]
+        for (row, start, end), label in zip(units, labels, strict=True):
+            if label:
+                oracle[row].append(Span(start, end, label, 1.0))
+        precision, recall, f1 = word_prf(gold, [tuple(spans) for spans in oracle])
+        base = {"task": task, "split": args.split, "texts": len(gold), "clauses": len(units)}
+        rows.append(
+            {**base, "measure": "clause ceiling (P / R / F1)", "value": f"{precision:.3f} / {recall:.3f} / {f1:.3f}"}
+        )
+        signals: dict[str, np.ndarray] = {}
+        if task == "detox":
+            target = np.array([label == "toxic" for label in labels])
+            scorer = get_scorer("detox")  # 1 - toxicity
+            texts = [gold[row].completion[start:end] for row, start, end in units]
+            signals["BiLSTM toxicity of the clause alone"] = -np.array(scorer([PromptItem("")] * len(units), texts))
+            whole = scorer([PromptItem(g.prompt) for g in gold], [g.completion for g in gold])
+            occluded = scorer(
+                [PromptItem(gold[row].prompt) for row, _, _ in units],
+                [gold[row].completion[:start] + gold[row].completion[end:] for row, start, end in units],
+            )
+            signals["BiLSTM occlusion (toxicity drop)"] = np.array(
+                [occ - whole[row] for (row, _, _), occ in zip(units, occluded, strict=True)]
+            )
+            for model in LMS:
+                signals[f"{model} judge ('Toxic: yes')"] = lm_margins(task, model, gold, units)
+        elif task == "summarize":
+            target = np.array([label == "incorrect" for label in labels])
+            with_support = str(template_path(task, "summarize_judge_with_support.json"))
+            for model in LMS:
+                signals[f"{model} judge ('Supported by the post: no')"] = lm_margins(
+                    task, model, gold, units, 0, with_support
+                )
+        for name, signal in signals.items():
+            rows.append(
+                {
+                    **base,
+                    "measure": f"clause AUC: {name} (positives: {int(target.sum())})",
+                    "value": f"{roc_auc_score(target, signal):.3f}",
+                }
+            )
+    write(
+        f"critic_ceiling{'' if args.split == 'dev' else '_' + args.split}",
+        rows,
+        notes="The clause ceiling: an oracle that flags exactly the clauses holding a gold span, untrimmed, with "
+        "its label (word-level micro P/R/F1 as in critic_quality.md). Clause AUC: how well a signal ranks the "
+        "clauses holding a gold span of the label (toxic; incorrect) above the other clauses; 0.5 is chance. The LM "
+        "judges use the packaged templates (detox_judge.json; summarize_judge_with_support.json's 'supported' "
+        "question) with each model, margins calibrated as the critic does.",
+    )
+
+
+if __name__ == "__main__":
+    main()
