@@ -54,8 +54,9 @@ def main() -> None:
         notes="`textgym compare` defaults: LM-PPO on SmolLM2-135M-Instruct (60 % of layers frozen and shared with "
         "the reference, lr 3e-5 after a 2-iteration warm-up, every update within 0.03 nats/token of the rollout "
         "policy, kl_coef 0.05), 8 envs x 12 iterations = 96 episodes of at most 20 tokens; eval = mean extrinsic "
-        "reward (calibrated P(positive)) of 32 eval-split prompts (each once), sampled at T=1 on fixed seeds and "
-        "noise. Run while other jobs shared the 2 cores, so minutes are upper bounds. Plot: main_job_seeds.png.",
+        "reward (P(positive) by the default sentiment scorer) of 32 eval-split prompts (each once), sampled at T=1 "
+        "on fixed seeds and noise. Run while other jobs shared the 2 cores, so minutes are upper bounds. Plot: "
+        "main_job_seeds.png.",
     )
     shutil.copy(out / "comparison.png", RESULTS / "main_job_seeds.png")
 
