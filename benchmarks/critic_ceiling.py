@@ -22,13 +22,13 @@ import torch
 from report import write
 from sklearn.metrics import roc_auc_score
 
+from textgym.critics.attribution import AttributionCritic
 from textgym.critics.base import Span
 from textgym.critics.evaluation import load_gold, word_prf
 from textgym.critics.prompts import template_path
 from textgym.critics.registry import build_critic
 from textgym.critics.segmentation import clauses
 from textgym.splits import PARTS
-from textgym.tasks import PromptItem, get_scorer
 
 LMS = ("smollm2-135m-instruct", "gemma3-270m")
 
@@ -72,17 +72,15 @@ def main() -> None:
         signals: dict[str, np.ndarray] = {}
         if task == "detox":
             target = np.array([label == "toxic" for label in labels])
-            scorer = get_scorer("detox")  # 1 - toxicity
-            texts = [gold[row].completion[start:end] for row, start, end in units]
-            signals["BiLSTM toxicity of the clause alone"] = -np.array(scorer([PromptItem("")] * len(units), texts))
-            whole = scorer([PromptItem(g.prompt) for g in gold], [g.completion for g in gold])
-            occluded = scorer(
-                [PromptItem(gold[row].prompt) for row, _, _ in units],
-                [gold[row].completion[:start] + gold[row].completion[end:] for row, start, end in units],
-            )
-            signals["BiLSTM occlusion (toxicity drop)"] = np.array(
-                [occ - whole[row] for (row, _, _), occ in zip(units, occluded, strict=True)]
-            )
+            prompts, completions = [g.prompt for g in gold], [g.completion for g in gold]
+            methods = {
+                "segment": "BiLSTM toxicity of the clause alone",
+                "occlusion": "BiLSTM occlusion (toxicity drop)",
+            }
+            for method, name in methods.items():
+                # the critic's own effects (the detox score is 1 - toxicity: minus the effect ranks toxic clauses up)
+                effects = AttributionCritic(task, method=method)._effects(units, prompts, completions, {})
+                signals[name] = -np.array(effects)
             for model in LMS:
                 signals[f"{model} judge ('Toxic: yes')"] = lm_margins(task, model, gold, units)
         elif task == "summarize":
