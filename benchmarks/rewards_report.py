@@ -166,6 +166,7 @@ class Judges:
 
         prompts = [row["prompt"] for row in completions]
         texts = [row["completion"] for row in completions]
+        extra = {}
         if task == "sentiment":
             verdict, name = self.sentiment([p + t for p, t in zip(prompts, texts, strict=True)]), "judge P(positive)"
             extra = {"judge_test_accuracy": self.sentiment.test_accuracy}
@@ -178,7 +179,6 @@ class Judges:
             verdict = self.summary.margins(texts, [posts.get(p, p) for p in prompts]).tolist()
             name = "judge gain from post"
         groups = defaultdict(list)
-        extra = extra if task == "sentiment" else {}
         for prompt, text in zip(prompts, texts, strict=True):
             groups[prompt].append(text)
         return {
