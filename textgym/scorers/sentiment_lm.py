@@ -96,7 +96,7 @@ class LMSentimentScorer:
         shots: The labelled examples: a name in :data:`SHOTS` or a sequence of ``(text, "positive"|"negative")``.
         batch_size: Texts per forward pass.
         calibrate: Subtract the mean margin of :data:`CALIBRATION_SET` (off by default: on the development part it
-            cost the default 1.6 points, sarcasm most).
+            cost the default 2.6 points, sarcasm most).
         max_text_tokens: Texts are cut to their last this many tokens before they go into the prompt.
         device: Where the LM runs (see :mod:`textgym.devices`); the calibration is measured there too.
         dtype: The LM's weights, ``"float32"`` or ``"bfloat16"``.
