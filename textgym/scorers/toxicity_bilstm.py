@@ -335,14 +335,23 @@ class ToxicityBiLSTM(nn.Module):
                 hidden[first].expand(1, len(ids), -1).contiguous(),
                 cell[first].expand(1, len(ids), -1).contiguous(),
             )
-            states = torch.lstm(embedded[:, first:], start, self._weights(""), True, 1, 0.0, False, False, True)[0]
+            states = self._direction(embedded[:, first:], start, "")[0]
             forward_max = torch.maximum(forward_max, states.max(dim=1).values)
         zeros = torch.zeros(1, len(ids), self.lstm.hidden_size, dtype=embedded.dtype)
-        backward = torch.lstm(
-            embedded.flip(1), (zeros, zeros), self._weights("_reverse"), True, 1, 0.0, False, False, True
-        )
-        pooled = torch.cat([forward_max, backward[0].max(dim=1).values], dim=1)
+        backward = self._direction(embedded.flip(1), (zeros, zeros), "_reverse")[0]
+        pooled = torch.cat([forward_max, backward.max(dim=1).values], dim=1)
         return torch.sigmoid(self.output(torch.relu(self.hidden(pooled))))
+
+    def _direction(
+        self, inputs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], suffix: str
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One direction of the LSTM (``""`` forward, ``"_reverse"`` backward) over ``inputs`` (N, T, E) from ``state``.
+
+        Returns:
+            Its outputs (N, T, units) and its last hidden and cell states (1, N, units).
+        """
+        # torch.lstm(input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
+        return torch.lstm(inputs, state, self._weights(suffix), True, 1, 0.0, False, False, True)
 
     def _weights(self, suffix: str) -> list[torch.Tensor]:
         """One direction's LSTM weights (``""`` forward, ``"_reverse"`` backward), in ``torch.lstm``'s order."""
@@ -363,9 +372,7 @@ class ToxicityBiLSTM(nn.Module):
                 hidden = cell = torch.zeros(1, 1, self.lstm.hidden_size, dtype=pad.dtype)
                 hiddens, cells = [hidden], [cell]
                 for _ in range(steps):
-                    _, hidden, cell = torch.lstm(
-                        pad, (hidden, cell), self._weights(""), True, 1, 0.0, False, False, True
-                    )
+                    _, hidden, cell = self._direction(pad, (hidden, cell), "")
                     hiddens.append(hidden)
                     cells.append(cell)
                 hiddens, cells = torch.cat(hiddens).flatten(1), torch.cat(cells).flatten(1)
