@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs benchmarks/grids/rewards.yaml (order below); one worker with one torch thread (the other core stays free). Every call resumes:
-# finished runs are skipped, checkpointed ones continue. Finished runs kept in the repository
+# Runs benchmarks/grids/rewards.yaml (order below); one worker with one torch thread (the other core stays free).
+# Every call resumes: finished runs are skipped, checkpointed ones continue. Finished runs kept in the repository
 # (benchmarks/results/rewards_runs/, see benchmarks/store_rewards_runs.sh) are copied into OUT first, so a fresh
 # machine resumes where the last one stopped. Usage: benchmarks/run_rewards_grid.sh OUT
 set -euo pipefail
