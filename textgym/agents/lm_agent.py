@@ -21,6 +21,7 @@ import textgym  # noqa: F401  (registers the ids)
 from textgym.agents.lm_eval import evaluate_lm, make_eval_envs
 from textgym.agents.lm_policy import SharedTrunk, build_policy, reference_logits, token_entropy, token_logprobs
 from textgym.agents.lm_rollout import Batch, collect
+from textgym.agents.precision import with_float32_master
 from textgym.devices import check_device_settings, resolve_device
 from textgym.models import DEFAULT_POLICY_MODEL
 
@@ -37,7 +38,8 @@ class LMAgentConfig:
         model: The policy's model (named, folder or hub id); the env's tokenizer follows it.
         seed: Seeds the env resets, the sampler and the update's shuffling.
         device: Where the policy and reference run: auto (a GPU when there is one), cpu, cuda or cuda:N.
-        dtype: Weights and activations of the policy and reference: float32 or bfloat16.
+        dtype: Weights and activations of the policy and reference: float32 or bfloat16 (its trainable weights
+            then step through float32 master weights, see :mod:`textgym.agents.precision`).
         num_envs: Episodes per rollout batch.
         iterations: Rollout + update rounds.
         learning_rate: Adam step size of the LM (after warm-up).
@@ -139,12 +141,14 @@ class StepGuard:
     stops. After the update the KL over the whole batch is measured: if it passes the bound the last step is
     undone, and if it still does, the whole update. So no update ends outside the bound, however large the
     learning rate; a run whose steps are often undone (``ppo/undone_steps``) has too large a learning rate. Adam's
-    moment estimates keep the undone steps' gradients. Costs: a copy of the trainable weights before each step.
+    moment estimates keep the undone steps' gradients. Costs: a copy of the trainable weights (and of their
+    float32 master weights, in bfloat16) before each step.
     """
 
     def __init__(self, agent: LMAgent, bound: float | None) -> None:
         self.agent, self.bound = agent, bound
         self.params = [p for p in agent.policy.parameters() if p.requires_grad]
+        self.params += getattr(agent.optimizer, "master_weights", [])  # an undo restores the masters too
         self.start = self._copy() if bound is not None else None
         self.before_last: list[torch.Tensor] | None = None
         self.steps = self.undone = 0
@@ -257,10 +261,11 @@ class LMAgent:
         """Fused Adam over :meth:`optimizer_groups` (the value head's group only when asked).
 
         Fused: one kernel for all parameters, several times faster per step on a CPU than the per-tensor loop and
-        equal to it up to rounding.
+        equal to it up to rounding. Low-precision (bfloat16) parameters are stepped through float32 master
+        weights (:mod:`textgym.agents.precision`): in bfloat16 itself most steps would round away.
         """
         groups = self.optimizer_groups()
-        return torch.optim.Adam(groups if with_value_head else groups[:1], fused=True)
+        return with_float32_master(torch.optim.Adam)(groups if with_value_head else groups[:1], fused=True)
 
     def warm_up(self) -> float:
         """Sets the LM's learning rate for this iteration (linear warm-up) and returns it."""

@@ -59,6 +59,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import DictRolloutBufferSamples
 
 from textgym.agents.lm_policy import LMPolicy, resolve_frozen_layers
+from textgym.agents.precision import with_float32_master
 from textgym.devices import resolve_device
 from textgym.left_padding import positions
 from textgym.lm_compat import output_cache, with_cache
@@ -90,7 +91,8 @@ class TextGymLMPolicy(ActorCriticPolicy):
         lr_schedule: SB3's learning-rate schedule.
         model: The LM: a named model, folder or hub id (the env's tokenizer must match it).
         freeze_layers: Embeddings and this many lowest layers are frozen (None: 60 % of them).
-        dtype: The LM's weights, ``"float32"`` or ``"bfloat16"`` (the value head stays float32).
+        dtype: The LM's weights, ``"float32"`` or ``"bfloat16"`` (the value head stays float32; bfloat16 weights
+            step through float32 master weights, :mod:`textgym.agents.precision`).
         device: Where the LM is built (``"auto"``, like SB3's default: a GPU when there is one). SB3 then moves the
             policy to its own ``device``; a move elsewhere rebuilds the LM there, so this only saves a rebuild.
         kv_cache: While collecting, run only each observation's new token, with a key/value cache per env row.
@@ -147,7 +149,8 @@ class TextGymLMPolicy(ActorCriticPolicy):
         kwargs = dict(self.optimizer_kwargs)
         if self.optimizer_class in (torch.optim.Adam, torch.optim.AdamW) and not {"fused", "foreach"} & set(kwargs):
             kwargs["fused"] = True  # the same steps, in one kernel: about 3x faster than the default on a CPU
-        return self.optimizer_class(trainable, lr=learning_rate, **kwargs)
+        # bfloat16 weights step through float32 master weights (textgym.agents.precision); float32 ones directly.
+        return with_float32_master(self.optimizer_class)(trainable, lr=learning_rate, **kwargs)
 
     def to(self, *args, **kwargs) -> TextGymLMPolicy:
         """Moves the policy; onto another device, the LM is rebuilt there instead (its trained weights kept).
