@@ -38,7 +38,7 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0
     if temperature == 0:
         logits = logits.float()
         return logits.masked_fill(logits < logits.max(-1, keepdim=True).values, float("-inf"))
-    logits = logits.float() / temperature
+    logits = scaled(logits.float(), temperature)
     if top_k:
         kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -48,6 +48,11 @@ def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0
         drop = probs.cumsum(-1) - probs >= top_p  # keep the token that crosses top_p
         logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
     return logits
+
+
+def scaled(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``logits / temperature``, skipping the vocabulary-sized division at temperature 1."""
+    return logits if temperature == 1 else logits / temperature
 
 
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
@@ -164,9 +169,14 @@ def causal_lm_forward(
     """One forward pass of ``model`` with logits only at the last ``length`` positions.
 
     With ``trunk`` (the shared layers' output for these inputs, see :class:`SharedTrunk`), only the layers above
-    the trunk run.
+    the trunk run. The positions are passed as indices, not as a count: transformers slices the hidden states with
+    them, and an index gathers a contiguous copy where a slice keeps a strided view, which torch multiplies with
+    the vocabulary-sized head as one broadcast matrix product per row (the head's 28M weights read once per row:
+    1.8x slower for SmolLM2 at 8 rows of 20 positions).
     """
-    kwargs = {"attention_mask": attention_mask, "position_ids": positions(attention_mask), "logits_to_keep": length}
+    width = attention_mask.shape[1]
+    keep = torch.arange(width - length, width, device=attention_mask.device)
+    kwargs = {"attention_mask": attention_mask, "position_ids": positions(attention_mask), "logits_to_keep": keep}
     if hidden:
         kwargs["output_hidden_states"] = True
     if trunk is not None and shared is not None and shared.enabled:
@@ -238,7 +248,7 @@ def _log_distribution(
     logits: torch.Tensor, support: torch.Tensor | None, temperature: float, vocab: int
 ) -> torch.Tensor:
     """Log-probabilities over the vocabulary of temperature-scaled ``logits`` (-inf outside ``support``)."""
-    logits = logits[..., :vocab].float() / temperature
+    logits = scaled(logits[..., :vocab].float(), temperature)
     if support is not None:
         logits = logits.masked_fill(~support, float("-inf"))
     return torch.log_softmax(logits, -1)
