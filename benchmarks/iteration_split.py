@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=3, help="timed iterations per process")
     parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--name", default="iteration_split", help="results file name under benchmarks/results/")
+    parser.add_argument("--before-label", default="the code before issue 10", help="what the before tree is")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -127,12 +129,12 @@ def main() -> None:
                 }
             )
     write(
-        "iteration_split",
+        args.name,
         rows,
         notes=f"LM-PPO, SmolLM2-135M fp32, 8 envs x 20 new tokens, 2 epochs x 2 minibatches on both sides (trust "
-        f"region off on the new side), one torch thread; {args.rounds} rounds x {args.iterations} timed iterations "
+        f"region off wherever it exists), one torch thread; {args.rounds} rounds x {args.iterations} timed iterations "
         f"per tree, the trees alternating in fresh processes, process CPU seconds per iteration. before = "
-        f"{trees['before']} (the code before issue 10), after = this tree. Other processes shared the 2 cores "
+        f"{trees['before']} ({args.before_label}), after = this tree. Other processes shared the 2 cores "
         "during the run; both sides alike.",
     )
 
