@@ -41,6 +41,9 @@ def test_agents_train_on_cuda(tiny, cls, config, extra, dtype):
     for _ in range(2):
         stats = agent.step()
     assert torch.isfinite(torch.tensor(stats["loss/policy"]))
+    if dtype == "bfloat16":  # stepped through float32 master weights on the GPU
+        masters = agent.optimizer.master_weights
+        assert masters and all(m.device.type == "cuda" and m.dtype == torch.float32 for m in masters)
     result = agent.evaluate()
     assert result["episodes"] == 4
 
