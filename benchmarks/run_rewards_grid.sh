@@ -2,9 +2,13 @@
 # Runs benchmarks/grids/rewards.yaml (order below); one worker with one torch thread (the other core stays free).
 # Every call resumes: finished runs are skipped, checkpointed ones continue. Finished runs kept in the repository
 # (benchmarks/results/rewards_runs/, see benchmarks/store_rewards_runs.sh) are copied into OUT first, so a fresh
-# machine resumes where the last one stopped. Usage: benchmarks/run_rewards_grid.sh OUT
+# machine resumes where the last one stopped. Usage: benchmarks/run_rewards_grid.sh OUT [all|rest]
+# `rest` runs only the cells the first phase below leaves out (the sentiment task, and the critic cells), in the
+# second phase's order: a second worker on the other core, with its own OUT, takes them while the first runs the
+# first phase (store both OUTs with store_rewards_runs.sh; each restores the other's stored runs next time).
 set -euo pipefail
 out=${1:-runs/rewards}
+part=${2:-all}
 grid=benchmarks/grids/rewards.yaml
 stored=benchmarks/results/rewards_runs
 mkdir -p "$out/runs"
@@ -23,6 +27,16 @@ bench() {
 # (detox and summarization, every reward but the critic) first, LM-PPO before GRPO, seed by seed; then the
 # sentiment task and the critic cells.
 stable=(sparse uniform potential attention occlusion)
+if [ "$part" = rest ]; then
+  for agent in lmppo grpo; do
+    for seed in 0 1 2; do
+      bench --agents "$agent" --seeds "$seed" --env-ids TextSentiment-sparse-v0
+      bench --agents "$agent" --seeds "$seed" --env-ids TextDetox-sparse-v0 TextSummarize-sparse-v0 --variants critic
+    done
+  done
+  exit 0
+fi
+[ "$part" = all ] || { echo "run_rewards_grid.sh: the part is all or rest, not '$part'" >&2; exit 2; }
 for agent in lmppo grpo; do
   for seed in 0 1 2; do
     bench --agents "$agent" --seeds "$seed" --env-ids TextDetox-sparse-v0 TextSummarize-sparse-v0 --variants "${stable[@]}"
