@@ -226,13 +226,30 @@ def run_trl(s: Settings) -> dict[str, Any]:
     tokenizer = load_tokenizer(s.model)
     tokens: list[int] = []
 
+    split = {"sampling": 0.0, "reward": 0.0}  # process CPU seconds in TRL's generate and in the reward function
+
     def counted(prompts, completions, **kwargs):
         sampled.append(len(completions))
         ids = kwargs.get("completion_ids")
         if ids is None:
             ids = [tokenizer(text, add_special_tokens=False).input_ids for text in completions]
         tokens.append(sum(min(len(row), s.max_new_tokens) for row in ids))
-        return reward(prompts, completions, **kwargs)
+        start = time.process_time()
+        try:
+            return reward(prompts, completions, **kwargs)
+        finally:
+            split["reward"] += time.process_time() - start
+
+    generate = policy.generate
+
+    def timed_generate(*args, **kwargs):
+        start = time.process_time()
+        try:
+            return generate(*args, **kwargs)
+        finally:
+            split["sampling"] += time.process_time() - start
+
+    policy.generate = timed_generate  # TRL samples with the model's generate (no vLLM here)
 
     counted.__name__ = reward.__name__
     dataset = Dataset.from_dict(
@@ -296,6 +313,8 @@ def run_trl(s: Settings) -> dict[str, Any]:
         "tokens": sum(tokens),
         "train_s": StepClock.seconds,
         "train_cpu_s": StepClock.cpu_seconds,
+        "sampling_cpu_s": split["sampling"],
+        "reward_cpu_s": split["reward"],
         "train_call_s": call_seconds,
         "eval_before": before,
         "eval_after": after,
@@ -441,6 +460,7 @@ def table(results: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]
         gains = [
             100 * (r["eval_after"] - r["eval_before"]) / r["completions"] for r in runs if r["eval_before"] is not None
         ]
+        shares = [(r["sampling_cpu_s"] + r["reward_cpu_s"]) / r["train_cpu_s"] for r in runs if "sampling_cpu_s" in r]
         mean_rate, mean_tokens = sum(rates) / len(rates), sum(token_rates) / len(token_rates)
         rows.append(
             {
@@ -457,6 +477,7 @@ def table(results: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]
                 "eval before": _mean_std([r["eval_before"] for r in runs]) if gains else "",
                 "eval after": _mean_std([r["eval_after"] for r in runs]) if gains else "",
                 "gain per 100 completions": _mean_std(gains) if gains else "",
+                "sampling + reward share of CPU-s": _mean_std(shares) if shares else "",
                 "peak RSS GiB": max(r["peak_rss_gib"] for r in runs),
                 "status": "ok" if not errors else "; ".join(errors),
             }
@@ -469,6 +490,12 @@ def notes(s: Settings, seeds: list[int], results: dict[str, dict[int, dict[str, 
     """The exact settings, what is equal and what differs, for the report."""
     runs = [r for by_seed in results.values() for r in by_seed.values()]
     versions = sorted({r["library"] for r in runs if "library" in r})
+    shares = [
+        (r["sampling_cpu_s"] + r["reward_cpu_s"]) / r["train_cpu_s"]
+        for r in results.get("trl-grpo", {}).values()
+        if "sampling_cpu_s" in r
+    ]
+    ceiling = f" ({len(shares) / sum(shares):.2f} here)" if shares else ""
     frozen = "textgym's default (embeddings + lowest 60 % of layers)" if s.freeze_layers is None else s.freeze_layers
     return (
         f"Same on every side: {s.model} fp32 policy on the CPU; sentiment train prompts (task template, no chat "
@@ -490,7 +517,10 @@ def notes(s: Settings, seeds: list[int], results: dict[str, dict[int, dict[str, 
         f"token by token; SB3 one env step per token). train s = sum of the training steps (sampling + reward + "
         f"update), no evaluation, checkpoints or model loading; CPU-s the same steps' process CPU time (one thread: "
         f"less sensitive than wall time to other load on the machine). tokens/s counts generated tokens. gain per 100 "
-        f"completions = 100 x (eval after - eval before) / completions. Versions: {', '.join(versions)}."
+        f"completions = 100 x (eval after - eval before) / completions. sampling + reward share (TRL GRPO only): "
+        f"the part of its CPU-s spent in model.generate and in the reward function, work every side does with the "
+        f"same model and scorer; its inverse{ceiling} is the most any side could gain on TRL GRPO's completions per "
+        f"CPU-s with a free update and sampling and scoring as fast as TRL's. Versions: {', '.join(versions)}."
     )
 
 
