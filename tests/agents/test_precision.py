@@ -69,17 +69,17 @@ def test_a_bfloat16_agent_trains_its_master_weights_and_resumes_from_them(tiny, 
         agent.step()
     masters = agent.optimizer.master_weights
     assert len(masters) == len(trainable)
-    moved = sum(int((m != s).sum()) for m, s in zip(masters, start)) / sum(s.numel() for s in start)
+    moved = sum(int((m != s).sum()) for m, s in zip(masters, start, strict=True)) / sum(s.numel() for s in start)
     assert moved > 0.9  # Adam moves every weight that has a gradient; the bfloat16 copies mostly lag behind
-    assert all(torch.equal(p.detach(), m.detach().to(torch.bfloat16)) for p, m in zip(trainable, masters))
-    assert any(not torch.equal(p.detach().float(), m.detach()) for p, m in zip(trainable, masters))
+    assert all(torch.equal(p.detach(), m.detach().to(torch.bfloat16)) for p, m in zip(trainable, masters, strict=True))
+    assert any(not torch.equal(p.detach().float(), m.detach()) for p, m in zip(trainable, masters, strict=True))
 
     state = agent.state_dict()
     resumed = agent_class(config_class(**settings(tiny, **extra)))
     resumed.load_state_dict(state)
-    assert all(torch.equal(a, b) for a, b in zip(resumed.optimizer.master_weights, masters))
+    assert all(torch.equal(a, b) for a, b in zip(resumed.optimizer.master_weights, masters, strict=True))
     stepped = [p for p in resumed.policy.lm.parameters() if p.requires_grad]
-    assert all(torch.equal(a.detach(), b.detach()) for a, b in zip(stepped, trainable))
+    assert all(torch.equal(a.detach(), b.detach()) for a, b in zip(stepped, trainable, strict=True))
     agent.close()
     resumed.close()
 
@@ -91,5 +91,5 @@ def test_an_undone_update_restores_the_master_weights_too(tiny):
     start = [p.detach().float().clone() for p in agent.policy.lm.parameters() if p.requires_grad]
     stats = agent.step()
     assert stats["ppo/steps"] == 0 and stats["ppo/undone_steps"] >= 1
-    assert all(torch.equal(m.detach(), s) for m, s in zip(agent.optimizer.master_weights, start))
+    assert all(torch.equal(m.detach(), s) for m, s in zip(agent.optimizer.master_weights, start, strict=True))
     agent.close()

@@ -121,7 +121,7 @@ def test_policy_dtype_bfloat16_gives_bfloat16_lm_weights_and_trains(tiny):
     masters = model.policy.optimizer.master_weights
     trainable = [p for p in lm.parameters() if p.requires_grad]
     assert len(masters) == len(trainable) and {m.dtype for m in masters} == {torch.float32}
-    assert all(torch.equal(p.detach(), m.detach().to(torch.bfloat16)) for p, m in zip(trainable, masters))
+    assert all(torch.equal(p.detach(), m.detach().to(torch.bfloat16)) for p, m in zip(trainable, masters, strict=True))
     from textgym.models import load_causal_lm
 
     assert {p.dtype for p in load_causal_lm(tiny).parameters()} == {torch.float32}  # the shared model is untouched

@@ -163,7 +163,9 @@ def collect(
 
     attention = context_mask.clone()
     last = torch.tensor([attention.shape[1] - 1], device=device)  # an index, not a count: see causal_lm_forward
-    out = forward(input_ids=context_ids, attention_mask=attention, position_ids=positions(attention), logits_to_keep=last)
+    out = forward(
+        input_ids=context_ids, attention_mask=attention, position_ids=positions(attention), logits_to_keep=last
+    )
     for t in range(max_new):
         logits = filter_logits(out.logits[:, -1, :vocab], temperature, top_k, top_p)
         if support is not None:
