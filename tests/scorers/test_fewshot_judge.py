@@ -87,8 +87,34 @@ def test_margins_are_those_of_each_query_run_whole_after_the_prefix(tiny_lm_fold
         logits = whole_logits(model, judge.prefix_ids[0].tolist() + judge.query_ids(text, context))[-1]
         expected.append(float(logits[judge.answer_ids[0]] - logits[judge.answer_ids[1]]))
     assert np.ptp(expected) > 1e-3  # the tiny model tells these queries apart
+    assert judge._runner._column_head is not None  # the answer columns only, checked against the full head
     np.testing.assert_allclose(judge.margins(texts, contexts), expected, rtol=0, atol=1e-5)
     np.testing.assert_allclose(judge.margins(texts[2:3], contexts[2:3]), expected[2:3], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["gemma3-270m", "smollm2-135m-instruct"])
+def test_the_answer_columns_alone_give_the_full_heads_margins_on_the_real_models(name):
+    judge = FewShotMarginJudge(load_causal_lm(name), load_tokenizer(name), PREFIX, QUERY, (" positive", " negative"))
+    assert judge._runner._column_head is not None
+    columns = judge.margins(TEXTS)
+    judge._runner._column_head = None  # the full vocabulary head, as before
+    full = judge.margins(TEXTS)
+    assert np.ptp(full) > 0.5
+    np.testing.assert_allclose(columns, full, rtol=0, atol=1e-4)
+
+
+def test_a_model_whose_logits_the_column_head_cannot_reproduce_keeps_the_full_head(tiny_lm_folder):
+    # A soft-capping the model does not apply (a stand-in for any step after the decoder that the column head
+    # does not know): the check at construction sees different logits, and the judge uses the full head.
+    model, tokenizer = load_causal_lm(str(tiny_lm_folder)), load_tokenizer(str(tiny_lm_folder))
+    reference = FewShotMarginJudge(model, tokenizer, PREFIX, QUERY, (" positive", " negative")).margins(TEXTS)
+    model.config.final_logit_softcapping = 0.01
+    try:
+        judge = FewShotMarginJudge(model, tokenizer, PREFIX, QUERY, (" positive", " negative"))
+        assert judge._runner._column_head is None
+        np.testing.assert_allclose(judge.margins(TEXTS), reference, rtol=0, atol=1e-6)
+    finally:
+        del model.config.final_logit_softcapping
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
