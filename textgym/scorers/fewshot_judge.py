@@ -165,11 +165,12 @@ class _ColumnHead:
     """A causal LM's logits at the last position for a few vocabulary columns, without its full vocabulary head.
 
     A yes/no judge reads two columns of the last position's logits; the full head multiplies the hidden state with
-    every word's embedding (262k of them for Gemma 3, a fifth of the scorer's time on a batch of short reviews). This
-    runs the LM's decoder (``get_decoder()``) and multiplies its last hidden state with the wanted rows of the output
-    embedding only, applying the final logit soft-capping where the config has one (Gemma). :meth:`checked` builds
-    it only where it reproduces the full forward pass on a short input, and returns None elsewhere (logged), so
-    an architecture that does something else after its decoder falls back to the full head.
+    every word's embedding (262k of them for Gemma 3: a ninth of the default sentiment scorer's CPU time at 8 texts
+    a call, ``benchmarks/results/judge_head.md``). This runs the LM's decoder (``get_decoder()``) and multiplies its
+    last hidden state with the wanted rows of the output embedding only, applying the final logit soft-capping
+    where the config has one (Gemma). :meth:`checked` builds it only where it reproduces the full forward pass on
+    a short input, and returns None elsewhere (logged), so an architecture that does something else after its
+    decoder falls back to the full head.
     """
 
     def __init__(self, model, columns: Sequence[int]) -> None:
