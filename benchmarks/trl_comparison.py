@@ -42,7 +42,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -460,7 +460,7 @@ def table(results: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]
         gains = [
             100 * (r["eval_after"] - r["eval_before"]) / r["completions"] for r in runs if r["eval_before"] is not None
         ]
-        shares = [(r["sampling_cpu_s"] + r["reward_cpu_s"]) / r["train_cpu_s"] for r in runs if "sampling_cpu_s" in r]
+        shares = _fixed_shares(runs)
         mean_rate, mean_tokens = sum(rates) / len(rates), sum(token_rates) / len(token_rates)
         rows.append(
             {
@@ -486,15 +486,16 @@ def table(results: dict[str, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]
     return [{column: row.get(column, "") for column in columns} for row in rows]
 
 
+def _fixed_shares(runs: Iterable[dict[str, Any]]) -> list[float]:
+    """Per run that measured it, the share of its training CPU time spent generating and scoring (TRL runs)."""
+    return [(r["sampling_cpu_s"] + r["reward_cpu_s"]) / r["train_cpu_s"] for r in runs if "sampling_cpu_s" in r]
+
+
 def notes(s: Settings, seeds: list[int], results: dict[str, dict[int, dict[str, Any]]]) -> str:
     """The exact settings, what is equal and what differs, for the report."""
     runs = [r for by_seed in results.values() for r in by_seed.values()]
     versions = sorted({r["library"] for r in runs if "library" in r})
-    shares = [
-        (r["sampling_cpu_s"] + r["reward_cpu_s"]) / r["train_cpu_s"]
-        for r in results.get("trl-grpo", {}).values()
-        if "sampling_cpu_s" in r
-    ]
+    shares = _fixed_shares(results.get("trl-grpo", {}).values())
     ceiling = f" ({len(shares) / sum(shares):.2f} here)" if shares else ""
     frozen = "textgym's default (embeddings + lowest 60 % of layers)" if s.freeze_layers is None else s.freeze_layers
     return (
