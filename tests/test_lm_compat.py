@@ -6,7 +6,7 @@ import torch
 from transformers import LlamaForCausalLM
 
 from tests.tiny_model import tiny_llama_config
-from textgym.lm_compat import output_cache, select_rows, with_cache
+from textgym.lm_compat import logits_agree, output_cache, select_rows, with_cache
 from textgym.models import load_tokenizer
 
 
@@ -25,3 +25,13 @@ def test_selected_rows_extend_like_their_source_rows_and_leave_the_source_as_it_
     assert cache.get_seq_length() == 3  # the forward passes extended the copies, not the source
     torch.testing.assert_close(got, whole, rtol=0, atol=1e-5)
     torch.testing.assert_close(again, got, rtol=0, atol=0)
+
+
+def test_logits_agree_to_rounding_in_their_precision_and_not_beyond():
+    full = torch.tensor([[2.0, -9.0, 0.5]])
+    assert logits_agree(full, full + 5e-4)  # within 1e-4 x (max |full| + 1) = 1e-3
+    assert not logits_agree(full, full + 2e-3)
+    assert not logits_agree(full, full[:, :2])  # a different shape never agrees
+    low = full.to(torch.bfloat16)
+    assert logits_agree(low, low + 0.25)  # bfloat16 rounding: within 5e-2 x 10
+    assert not logits_agree(low, low + 1.0)

@@ -52,3 +52,14 @@ def select_rows(cache: Any, rows: torch.Tensor) -> Any:
         selected.key_cache, selected.value_cache = list(cache.key_cache), list(cache.value_cache)
     selected.batch_select_indices(rows)
     return selected
+
+
+def logits_agree(full: torch.Tensor, short: torch.Tensor) -> bool:
+    """Whether ``short`` (a shortcut's logits) reproduces ``full`` (the model's own forward pass).
+
+    Same shape, and every entry within 1e-4 (float32; 5e-2 in lower precisions) of ``full``'s largest magnitude + 1:
+    the shortcut reorders float sums, so equality is to rounding, not bit-exact.
+    """
+    tolerance = 1e-4 if full.dtype.itemsize >= 4 else 5e-2
+    scale = float(full.float().abs().max()) + 1.0
+    return full.shape == short.shape and float((full - short).float().abs().max()) <= tolerance * scale

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from textgym.left_padding import positions
+from textgym.lm_compat import logits_agree
 from textgym.models import load_causal_lm
 
 log = logging.getLogger(__name__)
@@ -148,9 +149,7 @@ class SharedTrunk:
             return False
         with torch.no_grad(), self.upper(model):
             short = model(inputs_embeds=chunks[0], attention_mask=mask, position_ids=positions(mask)).logits
-        tolerance = 1e-4 if full.dtype == torch.float32 else 5e-2
-        scale = float(full.float().abs().max()) + 1.0
-        return full.shape == short.shape and float((full - short).float().abs().max()) <= tolerance * scale
+        return logits_agree(full, short)
 
 
 def _device(model: nn.Module) -> torch.device:

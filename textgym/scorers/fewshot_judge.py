@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from textgym.lm_compat import output_cache, select_rows, with_cache
+from textgym.lm_compat import logits_agree, output_cache, select_rows, with_cache
 
 
 def _words_with_starts(text: str) -> list[tuple[int, str]]:
@@ -196,9 +196,7 @@ class _ColumnHead:
             with torch.inference_mode():
                 full = model(input_ids=ids, attention_mask=mask, logits_to_keep=1).logits[..., list(columns)]
                 short, _ = head(input_ids=ids, attention_mask=mask)
-            scale = float(full.float().abs().max()) + 1.0
-            tolerance = 1e-4 if full.dtype == torch.float32 else 5e-2
-            if full.shape == short.shape and float((full - short).float().abs().max()) <= tolerance * scale:
+            if logits_agree(full, short):
                 return head
         except (AttributeError, NotImplementedError, TypeError, ValueError):
             pass
