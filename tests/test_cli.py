@@ -57,6 +57,23 @@ def test_compare_trains_each_id_and_prints_the_before_after_table(tmp_path, caps
     assert config["agent"] == "lmppo" and config["freeze_layers"] == 1 and config["env_kwargs"]["max_new_tokens"] == 3
 
 
+def test_the_main_job_runs_the_rewards_grid_settings_of_its_two_cells():
+    # The README reads the grid's LM-PPO sentiment critic and sparse runs as the main job's seeds.
+    from pathlib import Path
+
+    from textgym.bench.grid import Grid
+    from textgym.cli import build_parser
+    from textgym.cli_train import COMPARE_IDS, MAIN_JOB, agent_config
+
+    grid = Grid.from_file(Path(__file__).parents[1] / "benchmarks" / "grids" / "rewards.yaml")
+    cells = {(cell.env_id, cell.agent, cell.seed, cell.iterations): cell for cell in grid.cells()}
+    args = build_parser().parse_args(["compare"])
+    for env_id in COMPARE_IDS:
+        main_job = agent_config(args, env_id, 1, MAIN_JOB)
+        assert main_job.pop("env_kwargs") == {}  # the task's own episode length, as in the grid
+        assert main_job == cells[(env_id, args.agent, 1, MAIN_JOB["iterations"])].config
+
+
 def test_train_rloo_and_bad_settings(tmp_path, capsys):
     policy = save_tiny_causal_lm(tmp_path / "tiny")
     argv = ["train", "TextDetox-sparse-v0", "--agent", "rloo", "--model", str(policy), "--iterations", "1"]
