@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tests.tiny_model import save_tiny_causal_lm
 from textgym.agents.grpo import GRPO, GRPOConfig
@@ -47,6 +48,26 @@ def test_an_update_undone_whole_is_logged_with_the_fix(tiny, caplog):
     stats = agent.step()
     assert stats["ppo/steps"] == 0 and stats["ppo/undone_steps"] >= 1
     assert "Lower the learning rate" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("cls", "config", "extra", "measures"),
+    [
+        (LMPPO, LMPPOConfig, {}, 0),  # the second minibatch's pre-step KL undoes the first step: nothing to measure
+        (GRPO, GRPOConfig, {"samples_per_prompt": 2}, 1),  # on-policy, one step: measured after it, then undone
+    ],
+)
+def test_an_update_undone_whole_is_back_at_the_start_and_not_measured_there(tiny, cls, config, extra, measures):
+    agent = cls(config(**settings(tiny, max_update_kl=1e-9, learning_rate=1.0, **extra)))
+    start = [p.detach().clone() for p in agent.policy.parameters()]
+    measured = []
+    post_update_kl = agent.post_update_kl
+    agent.post_update_kl = lambda batch, old: measured.append(post_update_kl(batch, old)) or measured[-1]
+    stats = agent.step()
+    assert stats["ppo/steps"] == 0 and stats["ppo/undone_steps"] >= 1
+    assert all(torch.equal(p, q) for p, q in zip(agent.policy.parameters(), start, strict=True))
+    assert len(measured) == measures and all(kl > 1e-9 for kl in measured)  # the start's KL is 0: not measured
+    assert stats["ppo/post_update_kl"] == 0.0
 
 
 def test_without_a_bound_the_same_steps_go_far(tiny):
