@@ -161,6 +161,14 @@ class StepGuard:
         for parameter, saved in zip(self.params, copy, strict=True):
             parameter.copy_(saved)
 
+    def _kl(self, batch: Batch, old_logprobs: torch.Tensor) -> float:
+        """The KL of the current weights from the rollout policy over the batch.
+
+        With no step left (none taken, or all undone) the weights are the start's, the policy ``old_logprobs`` came
+        from (the same forward pass on the same weights): the KL is 0 and is not measured.
+        """
+        return self.agent.post_update_kl(batch, old_logprobs) if self.steps else 0.0
+
     def exceeded(self, kl: float) -> bool:
         """Whether ``kl`` passes the bound."""
         return self.bound is not None and kl > self.bound
@@ -180,23 +188,16 @@ class StepGuard:
             self.undone += 1
 
     def finish(self, batch: Batch, old_logprobs: torch.Tensor) -> float:
-        """The KL over the whole batch after the update, within the bound (undoing steps where needed).
-
-        Weights back at the start of the update are the policy ``old_logprobs`` came from (the same forward pass on
-        the same weights): their KL is 0 and is not measured again.
-        """
-        if self.steps == 0:  # every step was undone already (before a minibatch's step): back at the start
-            kl = 0.0
-        else:
-            kl = self.agent.post_update_kl(batch, old_logprobs)
+        """The KL over the whole batch after the update, within the bound (undoing steps where needed)."""
+        kl = self._kl(batch, old_logprobs)
         if self.exceeded(kl) and self.before_last is not None:
             self.undo_last()
-            kl = self.agent.post_update_kl(batch, old_logprobs) if self.steps else 0.0
+            kl = self._kl(batch, old_logprobs)
         if self.exceeded(kl):
             self._restore(self.start)
             self.undone += self.steps
             self.steps = 0
-            kl = 0.0
+            kl = self._kl(batch, old_logprobs)
         if self.steps == 0 and self.undone:
             log.warning(
                 "Every step of this update left the trust region (max_update_kl=%g) and was undone: the policy did "
