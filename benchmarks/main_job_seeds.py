@@ -12,7 +12,6 @@ sentiment sparse and critic runs, whose settings are the main job's (checked: a 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import subprocess
@@ -22,9 +21,12 @@ from pathlib import Path
 import numpy as np
 from report import RESULTS, write
 
+from textgym.bench.grid import Grid
 from textgym.cli import build_parser
 from textgym.cli_train import COMPARE_IDS, MAIN_JOB, agent_config
-from textgym.training import agent_spec, plot_curves
+from textgym.training import RunFolder, agent_spec, plot_curves
+
+GRID = Path(__file__).parent / "grids" / "rewards.yaml"
 
 
 def main() -> None:
@@ -88,25 +90,24 @@ def grid_runs(stored: Path, seeds: list[int]) -> list[dict]:
     Raises:
         SystemExit: A run's config is not the one ``textgym compare`` builds for its env id and seed.
     """
-    parser = build_parser()
-    args = parser.parse_args(["compare"])
+    args = build_parser().parse_args(["compare"])
     config_class = agent_spec(args.agent).config_class()
+    cells = {(cell.env_id, cell.agent, cell.seed, cell.iterations): cell for cell in Grid.from_file(GRID).cells()}
     summaries = []
     for env_id in COMPARE_IDS:
-        variant = "critic" if "critic" in env_id else "sparse"
         for seed in seeds:
-            name = f"TextSentiment-v0.{variant}.{args.agent}.it{MAIN_JOB['iterations']}.seed{seed}"
-            if not (stored / name / "summary.json").exists():
+            cell = cells.get((env_id, args.agent, seed, MAIN_JOB["iterations"]))
+            run = RunFolder(stored / cell.name) if cell is not None else None
+            if run is None or not run.summary.exists():
                 continue
-            expected = {
-                "agent": args.agent,
-                **dataclasses.asdict(config_class(**agent_config(args, env_id, seed, MAIN_JOB))),
-            }
-            found = json.loads((stored / name / "config.json").read_text())
+            expected = {"agent": args.agent, **config_class(**agent_config(args, env_id, seed, MAIN_JOB)).to_dict()}
+            found = run.read_config()
             if found != expected:
                 differ = sorted(key for key in expected.keys() | found.keys() if expected.get(key) != found.get(key))
-                raise SystemExit(f"{name} was not run with the main job's settings (differs in: {', '.join(differ)})")
-            summaries.append({**json.loads((stored / name / "summary.json").read_text()), "run": name})
+                raise SystemExit(
+                    f"{cell.name} was not run with the main job's settings (differs in: {', '.join(differ)})"
+                )
+            summaries.append({**json.loads(run.summary.read_text()), "run": cell.name})
     if not summaries:
         raise SystemExit(f"No LM-PPO sentiment sparse or critic runs of the main job's settings in {stored}.")
     return summaries
