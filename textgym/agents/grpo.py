@@ -15,7 +15,7 @@ One iteration:
    reward, as in GRPO), averaged over all the batch's tokens. With one epoch of one minibatch (the default, and
    TRL's) the step is on-policy: the old log-probabilities are the same forward pass's, detached, so a batch costs
    one pass of the policy's upper layers and one of the reference's (and one more to measure the KL after the
-   update, which :class:`~textgym.agents.lm_agent.StepGuard` keeps within ``max_update_kl``).
+   update, which :class:`~textgym.agents.kl_control.StepGuard` keeps within ``max_update_kl``).
 """
 
 from __future__ import annotations

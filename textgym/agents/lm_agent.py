@@ -1,12 +1,12 @@
 """What every language-model agent shares.
 
-The vector env, the policy and its reference, sampling, the KL penalty, evaluation and checkpoint state.
+The vector env, the policy and its reference, sampling, the KL penalty, evaluation and checkpoint state; the KL
+coefficient and the per-update trust region are in :mod:`textgym.agents.kl_control`.
 :mod:`textgym.agents.lm_ppo` and :mod:`textgym.agents.rloo` add their updates.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable
@@ -18,14 +18,13 @@ import numpy as np
 import torch
 
 import textgym  # noqa: F401  (registers the ids)
+from textgym.agents.kl_control import KLController, StepGuard
 from textgym.agents.lm_eval import evaluate_lm, make_eval_envs
 from textgym.agents.lm_policy import SharedTrunk, build_policy, reference_logits, token_entropy, token_logprobs
 from textgym.agents.lm_rollout import Batch, collect
 from textgym.agents.precision import with_float32_master
 from textgym.devices import check_device_settings, resolve_device
 from textgym.models import DEFAULT_POLICY_MODEL
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -110,101 +109,6 @@ class LMAgentConfig:
     def to_dict(self) -> dict[str, Any]:
         """The config as plain data (for checkpoints and logs)."""
         return asdict(self)
-
-
-class KLController:
-    """The KL-penalty coefficient: fixed, or adaptive after Ziegler et al. (2019).
-
-    The adaptive form moves the coefficient towards a target per-episode KL: after each batch of ``n`` episodes
-    with mean KL ``k``, ``coef *= 1 + clip(k / target - 1, -0.2, 0.2) * n / horizon``. Ziegler et al. used a
-    horizon of 10,000 episodes in runs of millions; textgym's default horizon is a tenth of the run's episodes
-    (at least one batch), so over a run the coefficient can change by a factor of up to about e^2 either way.
-    """
-
-    def __init__(self, coef: float, target: float | None, horizon: int | None, batch: int, iterations: int) -> None:
-        self.coef, self.target, self.batch = coef, target, batch
-        self.horizon = horizon if horizon is not None else max(batch, batch * iterations // 10)
-
-    def update(self, kl_per_episode: float) -> float:
-        """Moves the coefficient after a batch whose mean per-episode KL was ``kl_per_episode``; returns it."""
-        if self.target is not None:
-            error = float(np.clip(kl_per_episode / self.target - 1, -0.2, 0.2))
-            self.coef *= 1 + error * self.batch / self.horizon
-        return self.coef
-
-
-class StepGuard:
-    """Keeps each update within ``bound`` nats per token (approximate KL) of the rollout policy, by undoing steps.
-
-    Steps are taken while the KL measured before each minibatch's step (from that minibatch's own forward pass,
-    which the step needs anyway) stays within the bound; when one passes it, the last step is undone and the update
-    stops. After the update the KL over the whole batch is measured: if it passes the bound the last step is
-    undone, and if it still does, the whole update. So no update ends outside the bound, however large the
-    learning rate; a run whose steps are often undone (``ppo/undone_steps``) has too large a learning rate. Adam's
-    moment estimates keep the undone steps' gradients. Costs: a copy of the trainable weights (and of their
-    float32 master weights, in bfloat16) before each step.
-    """
-
-    def __init__(self, agent: LMAgent, bound: float | None) -> None:
-        self.agent, self.bound = agent, bound
-        self.params = [p for p in agent.policy.parameters() if p.requires_grad]
-        self.params += getattr(agent.optimizer, "master_weights", [])  # an undo restores the masters too
-        self.start = self._copy() if bound is not None else None
-        self.before_last: list[torch.Tensor] | None = None
-        self.steps = self.undone = 0
-
-    def _copy(self) -> list[torch.Tensor]:
-        return [p.detach().clone() for p in self.params]
-
-    @torch.no_grad()
-    def _restore(self, copy: list[torch.Tensor]) -> None:
-        for parameter, saved in zip(self.params, copy, strict=True):
-            parameter.copy_(saved)
-
-    def _kl(self, batch: Batch, old_logprobs: torch.Tensor) -> float:
-        """The KL of the current weights from the rollout policy over the batch.
-
-        With no step left (none taken, or all undone) the weights are the start's, the policy ``old_logprobs`` came
-        from (the same forward pass on the same weights): the KL is 0 and is not measured.
-        """
-        return self.agent.post_update_kl(batch, old_logprobs) if self.steps else 0.0
-
-    def exceeded(self, kl: float) -> bool:
-        """Whether ``kl`` passes the bound."""
-        return self.bound is not None and kl > self.bound
-
-    def before_step(self) -> None:
-        """Call just before each optimizer step."""
-        if self.bound is not None:
-            self.before_last = self.start if self.steps == 0 else self._copy()
-        self.steps += 1
-
-    def undo_last(self) -> None:
-        """Restores the weights from before the last step."""
-        if self.before_last is not None and self.steps:
-            self._restore(self.before_last)
-            self.before_last = None
-            self.steps -= 1
-            self.undone += 1
-
-    def finish(self, batch: Batch, old_logprobs: torch.Tensor) -> float:
-        """The KL over the whole batch after the update, within the bound (undoing steps where needed)."""
-        kl = self._kl(batch, old_logprobs)
-        if self.exceeded(kl) and self.before_last is not None:
-            self.undo_last()
-            kl = self._kl(batch, old_logprobs)
-        if self.exceeded(kl):
-            self._restore(self.start)
-            self.undone += self.steps
-            self.steps = 0
-            kl = self._kl(batch, old_logprobs)
-        if self.steps == 0 and self.undone:
-            log.warning(
-                "Every step of this update left the trust region (max_update_kl=%g) and was undone: the policy did "
-                "not move. Lower the learning rate (or raise max_update_kl).",
-                self.bound,
-            )
-        return kl
 
 
 class LMAgent:
@@ -418,7 +322,7 @@ class LMAgent:
         return out
 
     def update_kl_coef(self, kl_per_episode: float) -> None:
-        """Adaptive KL controller (see :class:`KLController`)."""
+        """Adaptive KL controller (see :class:`~textgym.agents.kl_control.KLController`)."""
         self.kl.update(kl_per_episode)
 
     def after_update(self) -> None:

@@ -14,7 +14,7 @@ One iteration (the RLHF form of PPO, as in Ziegler et al. 2019 and the RELC pape
 4. **Update**: ``epochs`` passes over shuffled minibatches of episodes (learning rate warmed up over the first
    iterations); clipped policy loss on whitened advantages, value loss (optionally clipped), gradient clipping.
    The update stays within ``max_update_kl`` of the rollout policy (steps that would pass it are undone, see
-   :class:`~textgym.agents.lm_agent.StepGuard`); the KL after the whole update is logged
+   :class:`~textgym.agents.kl_control.StepGuard`); the KL after the whole update is logged
    (``ppo/post_update_kl``) with the entropy, the gradient norm, the value's explained variance and the share of
    episodes that ended at end-of-sequence.
 """
