@@ -8,7 +8,9 @@ For each task's gold spans (dev part by default, where choices are made):
 - **clause AUC** (detox and summaries): how well a model's per-clause signal ranks the clauses holding a gold span
   of the label above the others: the toxicity BiLSTM on the clause alone and by occlusion, and the few-shot LM
   judges (SmolLM2-135M, Gemma 3 270M) with the packaged templates; for summaries the 'supported' question of
-  ``summarize_judge_with_support.json`` against clauses labelled incorrect. 0.5 is chance.
+  ``summarize_judge_with_support.json`` against clauses labelled incorrect, and two signals without an LM judge: the
+  MiniLM embedding's distance to the post (1 - the clause's best cosine similarity to one of the post's sentences)
+  and the share of the clause's content words that the post never uses. 0.5 is chance.
 
 Usage: ``python benchmarks/critic_ceiling.py [--split dev]``
 """
@@ -16,6 +18,7 @@ Usage: ``python benchmarks/critic_ceiling.py [--split dev]``
 from __future__ import annotations
 
 import argparse
+import re
 
 import numpy as np
 import torch
@@ -28,9 +31,15 @@ from textgym.critics.evaluation import load_gold, word_prf
 from textgym.critics.prompts import template_path
 from textgym.critics.registry import build_critic
 from textgym.critics.segmentation import clauses
+from textgym.models import load_sentence_model
 from textgym.splits import PARTS
 
 LMS = ("smollm2-135m-instruct", "gemma3-270m")
+FUNCTION_WORDS = frozenset(
+    "a an and are as at be but did do for he her him his i in is it me my no not of on or our she so that the their "
+    "them they this to was we were with you your".split()
+)
+"""Words left out of the content-word share: a summary may use them whatever the post says."""
 
 
 def clause_labels(gold, units) -> list[str | None]:
@@ -48,6 +57,30 @@ def lm_margins(task: str, model: str, gold, units, question: int = 0, template: 
     critic = build_critic(task, "lm-judge", **kwargs)
     fields = [{"extrinsic": "unknown"}] * len(gold)
     return critic._effects(question, units, [g.prompt for g in gold], [g.completion for g in gold], fields)
+
+
+def _stem(word: str) -> str:
+    """A crude stem: lower-cased, without a final ``'s`` and, past four letters, a final ``s`` ("sisters'" stays)."""
+    word = word.lower().removesuffix("'s")
+    return word[:-1] if len(word) > 4 and word.endswith("s") else word
+
+
+def support_distances(gold, units) -> dict[str, np.ndarray]:
+    """Two unsupported-ness signals of each summary clause against its post, higher = less supported."""
+    embedder = load_sentence_model("minilm-l6-v2", "cpu", "float32")
+    distance, novelty = [], []
+    for row, start, end in units:
+        post, clause = gold[row].prompt, gold[row].completion[start:end]
+        sentences = [s for s in re.split(r"(?<=[.!?])\s+", post) if s.strip()]
+        vectors = embedder.encode([clause, *sentences], normalize_embeddings=True)
+        distance.append(1.0 - float((vectors[1:] @ vectors[0]).max()))
+        post_words = {_stem(w) for w in re.findall(r"[\w']+", post)}
+        content = [_stem(w) for w in re.findall(r"[\w']+", clause) if w.lower() not in FUNCTION_WORDS]
+        novelty.append(sum(w not in post_words for w in content) / max(1, len(content)))
+    return {
+        "MiniLM distance to the post's nearest sentence": np.array(distance),
+        "share of content words the post never uses": np.array(novelty),
+    }
 
 
 def main() -> None:
@@ -90,6 +123,7 @@ def main() -> None:
                 signals[f"{model} judge ('Supported by the post: no')"] = lm_margins(
                     task, model, gold, units, 0, with_support
                 )
+            signals.update(support_distances(gold, units))
         for name, signal in signals.items():
             rows.append(
                 {
@@ -105,7 +139,9 @@ def main() -> None:
         "its label (word-level micro P/R/F1 as in critic_quality.md). Clause AUC: how well a signal ranks the "
         "clauses holding a gold span of the label (toxic; incorrect) above the other clauses; 0.5 is chance. The LM "
         "judges use the packaged templates (detox_judge.json; summarize_judge_with_support.json's 'supported' "
-        "question) with each model, margins calibrated as the critic does.",
+        "question) with each model, margins calibrated as the critic does. The two summary signals without a judge: "
+        "1 - the clause's best cosine similarity (MiniLM-L6 embeddings) to one of the post's sentences, and the share "
+        "of its content words (not in a short list of function words; crude stems) absent from the post.",
     )
 
 
