@@ -10,6 +10,8 @@ over the seeds that finished:
   the reward's curve reaches the sparse run's mean final reward for the same task and agent ("-" if it never does).
 - **cost**: the dense reward's scorer evaluations and the critic's texts per training episode (beyond the env's
   one score per episode), and training seconds (process CPU seconds too: one thread, shared machine).
+- **trust region**: the share of optimizer steps that the per-update bound undid (``max_update_kl``: a reward
+  whose updates are often undone trains on fewer steps) and the largest post-update KL per token of any update.
 - **reward-hacking check**: every completion of each run's last evaluation, judged by a model that no reward used:
   for sentiment a logistic regression on MiniLM sentence embeddings, fitted on the dev parts of both labelled
   sentiment sets (P(positive); no reward uses MiniLM for sentiment: the scorer is Gemma 3 270M few-shot, the
@@ -88,6 +90,11 @@ def load_runs(out: Path) -> list[dict[str, Any]]:
                     _per_episode(train, k) for k in ("dense/evaluated", "reward/evaluated")
                 ),
                 "critic_per_episode": _per_episode(train, "critic/texts_sent"),
+                "steps_kept": sum(m.get("ppo/steps", 0) for m in train),
+                "steps_undone": sum(m.get("ppo/undone_steps", 0) for m in train),
+                "max_post_update_kl": max(
+                    (m["ppo/post_update_kl"] for m in train if "ppo/post_update_kl" in m), default=None
+                ),
                 "completions": completions,
             }
         )
@@ -266,6 +273,7 @@ def table(runs: list[dict], judgements: dict[str, dict]) -> list[dict[str, Any]]
             "critic texts / ep": _mean_known([run["critic_per_episode"] for run in members], zero=reward != "critic"),
             "train s": "{:.0f} ± {:.0f}".format(*mean_std([run["seconds"] for run in members])),
             "train CPU-s": "{:.0f}".format(np.mean([run["cpu_seconds"] for run in members])),
+            **trust_region(members),
         }
         if judged_members:
             row["judge"] = judged_members[0]["judge"]
@@ -300,6 +308,22 @@ def plot(runs: list[dict], path: Path) -> None:
     figure.savefig(path, dpi=120)
 
 
+def sentiment_accuracy(judgements: dict[str, dict]) -> str:
+    """ ", test-part accuracy X" of the sentiment judge, as stored with its judgements ("" when none is stored)."""
+    accuracies = {round(j["judge_test_accuracy"], 3) for j in judgements.values() if "judge_test_accuracy" in j}
+    return f", test-part accuracy {', '.join(f'{a:.3f}' for a in sorted(accuracies))}" if accuracies else ""
+
+
+def trust_region(members: list[dict]) -> dict[str, str]:
+    """The share of the members' optimizer steps that the update bound undid, and their largest post-update KL."""
+    kept, undone = sum(run["steps_kept"] for run in members), sum(run["steps_undone"] for run in members)
+    kls = [run["max_post_update_kl"] for run in members if run["max_post_update_kl"] is not None]
+    return {
+        "steps undone": f"{undone / (kept + undone):.0%}" if kept + undone else "n/a",
+        "max update KL": f"{max(kls):.3f}" if kls else "n/a",
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -324,10 +348,13 @@ def main() -> int:
         "untrained policy's eval; episodes to sparse final: first eval point of the seed-mean curve at or above "
         "the sparse run's mean final reward (same task and agent); scorer calls / ep: the dense reward's scorer "
         "evaluations per training episode beyond the env's own score (cache misses; n/a: the runs predate the "
-        "counter); critic texts / ep: texts sent to the critic; judge: a model no reward used, on every "
-        "final-eval completion (Gemma 3 270M few-shot P(positive) for sentiment, alt-profanity-check's P(profane) "
-        "for detox, Gemma's log-likelihood gain of the summary from the post for summaries), with the perplexity "
-        "of the same completions under Gemma 3 270M and distinct-2 over each prompt's completions."
+        "counter); critic texts / ep: texts sent to the critic; steps undone: the share of optimizer steps the "
+        "update bound (max_update_kl) undid; max update KL: the largest post-update approximate KL per token from "
+        "the rollout policy of any update, in nats; judge: a model no reward used, on every final-eval completion "
+        f"(for sentiment P(positive) from a logistic regression on MiniLM embeddings fitted on the labelled sets' "
+        f"dev parts{sentiment_accuracy(judgements)}; for detox alt-profanity-check's P(profane); for summaries "
+        "Gemma 3 270M's log-likelihood gain of the summary from the post), with the perplexity of the same "
+        "completions under Gemma 3 270M and distinct-2 over each prompt's completions."
     )
     write(args.name, rows, notes)
     plot(runs, RESULTS / f"{args.name}_curves.png")

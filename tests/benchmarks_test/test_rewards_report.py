@@ -1,0 +1,33 @@
+"""benchmarks/rewards_report.py: the trust-region columns, read from a stored run of the rewards grid."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+import rewards_report  # noqa: E402  (benchmarks/ is not a package)
+
+RUN = BENCHMARKS / "results" / "rewards_runs" / "TextDetox-v0.critic.lmppo.it32.seed0"
+
+
+def test_the_trust_region_columns_count_the_runs_undone_steps_and_largest_kl(tmp_path):
+    for name in ("cell.json", "summary.json", "metrics.jsonl"):
+        (tmp_path / RUN.name).mkdir(exist_ok=True)
+        shutil.copy(RUN / name, tmp_path / RUN.name / name)
+    (run,) = rewards_report.load_runs(tmp_path)
+    train = [json.loads(line) for line in (RUN / "metrics.jsonl").read_text().splitlines()]
+    train = [row for row in train if row["kind"] == "train"]
+    kept, undone = sum(r["ppo/steps"] for r in train), sum(r["ppo/undone_steps"] for r in train)
+    assert undone > 0  # this run's bound did undo steps
+    columns = rewards_report.trust_region([run, run])  # the same run twice: shares and maxima unchanged
+    assert columns["steps undone"] == f"{undone / (kept + undone):.0%}"
+    assert columns["max update KL"] == f"{max(r['ppo/post_update_kl'] for r in train):.3f}"
+
+
+def test_runs_without_the_counters_say_so():
+    run = {"steps_kept": 0, "steps_undone": 0, "max_post_update_kl": None}
+    assert rewards_report.trust_region([run]) == {"steps undone": "n/a", "max update KL": "n/a"}
