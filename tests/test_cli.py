@@ -41,6 +41,15 @@ def test_unknown_policy_is_a_clear_error(capsys):
     assert "Did you mean 'smollm2-135m-instruct'" in capsys.readouterr().err
 
 
+def test_an_unknown_environment_id_is_a_clear_error_not_a_traceback(tmp_path, capsys):
+    # train reads the id's reward kind first (textgym's message); rollout goes straight to gym.make (Gymnasium's)
+    assert main(["train", "TextDetox-critic-v9", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown environment id 'TextDetox-critic-v9'. Did you mean 'TextDetox-critic-v0'?" in err
+    assert main(["rollout", "TextDetox-critc-v0", "--episodes", "1", "--out", str(tmp_path)]) == 2
+    assert "textgym: error: Environment `TextDetox-critc` doesn't exist" in capsys.readouterr().err
+
+
 def test_compare_trains_each_id_and_prints_the_before_after_table(tmp_path, capsys):
     policy = save_tiny_causal_lm(tmp_path / "tiny")
     argv = ["compare", "TextDetox-critic-v0", "TextDetox-sparse-v0", "--model", str(policy), "--iterations", "2"]

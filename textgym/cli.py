@@ -179,13 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``textgym`` command."""
+    import gymnasium
+
     import textgym  # noqa: F401  (registers the ids)
-    from textgym.error import TextGymError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except TextGymError as error:
+    except gymnasium.error.Error as error:  # textgym's own errors, and Gymnasium's (an id gym.make does not know)
         print(f"textgym: error: {error}", file=sys.stderr)
         return 2
 

@@ -40,7 +40,12 @@ def registered_ids() -> list[str]:
 
 
 def _spec_kwargs(env_id_: str) -> dict:
-    spec = gym.spec(env_id_)
+    try:
+        spec = gym.spec(env_id_)
+    except gym.error.Error as error:  # NameNotFound, VersionNotFound, ... : say which ids there are
+        from textgym.error import unknown_name
+
+        raise unknown_name("environment id", env_id_, registered_ids()) from error
     if spec.entry_point != ENTRY_POINT:
         from textgym.error import SettingsError
 
