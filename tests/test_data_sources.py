@@ -274,6 +274,12 @@ def test_export_round_trip_through_gym_make(tmp_path: Path) -> None:
     evaluation.close()
 
 
+def test_gym_make_with_a_missing_prompt_file_is_a_data_error_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.jsonl"
+    with pytest.raises(DataError, match=r"No file at '.*nowhere.jsonl': expected a JSON-lines file"):
+        gym.make("TextSentiment-sparse-v0", prompts_path=str(missing))
+
+
 def test_export_summaries_and_detox_prompts(tmp_path: Path) -> None:
     items = [PromptItem("A post.", "A summary.", {"title": "T", "split": "ignored"})]
     path = tmp_path / "tldr.jsonl"

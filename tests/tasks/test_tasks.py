@@ -165,8 +165,10 @@ def test_file_without_rows_for_split_raises(tmp_path: Path) -> None:
 
 
 def test_missing_file_raises(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nowhere.jsonl"):
+    with pytest.raises(DataError, match="No file at .*nowhere.jsonl"):  # a textgym error: the CLI prints it
         get_items("detox", "train", str(tmp_path / "nowhere.jsonl"))
+    with pytest.raises(DataError, match="No file at"):
+        get_items("detox", "train", str(tmp_path))  # a folder is no file either
 
 
 # ------------------------------------------------------------------------------------ data sanity

@@ -123,7 +123,13 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 def read_jsonl_lines(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
-    """Reads a JSON-lines file of objects as (line number, object) pairs; blank lines are skipped."""
+    """Reads a JSON-lines file of objects as (line number, object) pairs; blank lines are skipped.
+
+    Raises:
+        DataError: No file at ``path``, or a line that is not a JSON object.
+    """
+    if not Path(path).is_file():
+        raise DataError(f"No file at {str(path)!r}: expected a JSON-lines file, one object a line.")
     rows = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
