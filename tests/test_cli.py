@@ -50,6 +50,25 @@ def test_an_unknown_environment_id_is_a_clear_error_not_a_traceback(tmp_path, ca
     assert "textgym: error: Environment `TextDetox-critc` doesn't exist" in capsys.readouterr().err
 
 
+def test_compare_checks_every_id_before_it_trains_the_first(tmp_path, capsys):
+    assert main(["compare", "TextDetox-sparse-v0", "TextDetox-sparse-v9", "--out", str(tmp_path / "cmp")]) == 2
+    assert "Unknown environment id 'TextDetox-sparse-v9'" in capsys.readouterr().err
+    assert not (tmp_path / "cmp").exists()  # the first id did not train
+
+
+def test_bad_critic_eval_and_bench_inputs_are_clear_errors(tmp_path, capsys):
+    assert main(["critic-eval", "--task", "detx"]) == 2
+    assert "Unknown task 'detx'. Did you mean 'detox'?" in capsys.readouterr().err
+    assert main(["critic-eval", "--task", "detox", "--critic-kwargs", "{trim: false}"]) == 2
+    assert "--critic-kwargs is not valid JSON" in capsys.readouterr().err
+    assert main(["critic-eval", "--task", "detox", "--critic-kwargs", "[1]"]) == 2
+    assert "--critic-kwargs must be a JSON object" in capsys.readouterr().err
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("env_ids: [TextDetox-sparse-v0\n")
+    assert main(["bench", "--grid", str(grid), "--out", str(tmp_path / "bench")]) == 2
+    assert "grid.yaml is not valid YAML" in capsys.readouterr().err
+
+
 def test_compare_trains_each_id_and_prints_the_before_after_table(tmp_path, capsys):
     policy = save_tiny_causal_lm(tmp_path / "tiny")
     argv = ["compare", "TextDetox-critic-v0", "TextDetox-sparse-v0", "--model", str(policy), "--iterations", "2"]

@@ -73,6 +73,12 @@ def test_resolve_paths_and_hub_ids(tmp_path: Path) -> None:
     assert resolve("HuggingFaceTB/SmolLM2-360M-Instruct", "tokenizer") == "HuggingFaceTB/SmolLM2-360M-Instruct"
 
 
+def test_a_path_with_nothing_there_is_named_as_a_missing_folder(tmp_path: Path) -> None:
+    for path in (str(tmp_path / "gone"), "./no-such-run", "../no-such-run", "~/no-such-run-here"):
+        with pytest.raises(ModelLoadError, match=r"No folder at .*: a local model is a folder"):
+            resolve(path)
+
+
 def test_resolve_expands_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "my-model").mkdir()

@@ -87,9 +87,17 @@ def cmd_critic_eval(args: argparse.Namespace) -> int:
     """Scores a critic against the gold spans of a task: word-level precision, recall, F1, and latency."""
     from textgym.critics.evaluation import evaluate, load_gold
     from textgym.critics.registry import build_critic
-    from textgym.error import DataError
+    from textgym.error import DataError, SettingsError
+    from textgym.tasks import get_task
 
-    kwargs = json.loads(args.critic_kwargs) if args.critic_kwargs else {}
+    get_task(args.task)  # an unknown task is named as such, not as a missing gold file
+    try:
+        kwargs = json.loads(args.critic_kwargs) if args.critic_kwargs else {}
+    except json.JSONDecodeError as error:
+        example = '{"trim": false}'
+        raise SettingsError(f"--critic-kwargs is not valid JSON ({error}); give an object, e.g. '{example}'.") from None
+    if not isinstance(kwargs, dict):
+        raise SettingsError(f"--critic-kwargs must be a JSON object of the critic's arguments, got {kwargs!r}.")
     gold = load_gold(args.task, args.gold, split=args.split)
     if not gold:
         raise DataError(f"The gold set of {args.task!r} has no {args.split!r} rows; choose another --split.")

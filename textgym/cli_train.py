@@ -100,13 +100,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     _check_critic_flags(args, args.env_ids)
     out = Path(args.out)
+    # every id's settings before the first run: a typo in the second id must not cost the first run's minutes
+    configs = {
+        (env_id, seed): agent_config(args, env_id, seed, MAIN_JOB) for env_id in args.env_ids for seed in args.seeds
+    }
     summaries, runs = [], {}
-    for env_id in args.env_ids:
-        for seed in args.seeds:
-            run = out / f"{env_id}-seed{seed}"
-            config = agent_config(args, env_id, seed, MAIN_JOB)
-            summaries.append(train(args.agent, config, run, resume=args.resume))
-            runs[f"{env_id} seed {seed}"] = run
+    for (env_id, seed), config in configs.items():
+        run = out / f"{env_id}-seed{seed}"
+        summaries.append(train(args.agent, config, run, resume=args.resume))
+        runs[f"{env_id} seed {seed}"] = run
     plot_curves(runs, out / "comparison.png")
     (out / "summary.json").write_text(json.dumps(summaries, indent=2))
     _print_table(summaries)

@@ -165,11 +165,14 @@ def resolve(name_or_path: str, part: str = "model") -> str:
 
     Raises:
         UnknownNameError: A bare name that is neither a named model nor a folder.
+        ModelLoadError: A path (``/``, ``./``, ``../`` or ``~`` first) where there is nothing.
     """
     if name_or_path in NAMED_MODELS:
         return str(_cached_fp32_dir(name_or_path, part))
     if Path(name_or_path).expanduser().exists():
         return str(Path(name_or_path).expanduser())
+    if name_or_path.startswith(("/", "./", "../", "~")):  # a path, not a hub id ("org/name")
+        raise ModelLoadError(f"No folder at {name_or_path!r}: a local model is a folder written by save_pretrained.")
     if "/" not in name_or_path:
         causal = [name for name, model in NAMED_MODELS.items() if model.kind == "causal-lm"]
         raise unknown_name(

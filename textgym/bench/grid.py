@@ -161,9 +161,15 @@ class Grid:
                 from textgym.error import MissingPackageError
 
                 raise MissingPackageError("Reading a YAML grid needs PyYAML: pip install pyyaml.") from error
-            data = yaml.safe_load(text)
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as error:
+                raise SettingsError(f"{path} is not valid YAML: {error}") from error
         else:
-            data = json.loads(text)
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise SettingsError(f"{path} is not valid JSON: {error}") from error
         if not isinstance(data, dict):
             raise SettingsError(f"{path} must hold a mapping of grid fields ({', '.join(GRID_FIELDS)}).")
         return cls.from_dict(data)
