@@ -15,7 +15,10 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def write(name: str, rows: list[dict], notes: str = "") -> None:
-    """Writes ``results/NAME.json`` and ``results/NAME.md`` and prints the table."""
+    """Writes ``results/NAME.json`` and ``results/NAME.md`` and prints the table.
+
+    The table's columns are every row's keys, in the order they first appear; a row without one shows it empty.
+    """
     RESULTS.mkdir(exist_ok=True)
     command = "python " + " ".join([os.path.relpath(sys.argv[0], Path(__file__).parent.parent), *sys.argv[1:]])
     machine = (
@@ -23,12 +26,12 @@ def write(name: str, rows: list[dict], notes: str = "") -> None:
     )
     meta = {"command": command, "date": date.today().isoformat(), "machine": machine, "notes": notes}
     (RESULTS / f"{name}.json").write_text(json.dumps({**meta, "rows": rows}, indent=2))
-    columns = list(rows[0])
+    columns = list(dict.fromkeys(key for row in rows for key in row))
     lines = [f"# {name}", "", f"Command: `{command}`  ", f"Date: {meta['date']}; machine: {machine}", ""]
     if notes:
         lines += [notes, ""]
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(row[column]) for column in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(row.get(column, "")) for column in columns) + " |" for row in rows]
     text = "\n".join(lines) + "\n"
     (RESULTS / f"{name}.md").write_text(text)
     print(text)

@@ -10,6 +10,8 @@ over the seeds that finished:
   the reward's curve reaches the sparse run's mean final reward for the same task and agent ("-" if it never does).
 - **cost**: the dense reward's scorer evaluations and the critic's texts per training episode (beyond the env's
   one score per episode), and training seconds (process CPU seconds too: one thread, shared machine).
+- **copying** (summaries): the share of the final completions' word bigrams that occur in their post, a reward
+  that pays for words of the post shows it here.
 - **trust region**: the share of optimizer steps that the per-update bound undid (``max_update_kl``: a reward
   whose updates are often undone trains on fewer steps) and the largest post-update KL per token of any update.
 - **reward-hacking check**: every completion of each run's last evaluation, judged by a model that no reward used:
@@ -275,6 +277,8 @@ def table(runs: list[dict], judgements: dict[str, dict]) -> list[dict[str, Any]]
             "train CPU-s": "{:.0f}".format(np.mean([run["cpu_seconds"] for run in members])),
             **trust_region(members),
         }
+        if task == "summarize":
+            row["post bigrams"] = "{:.1%}".format(np.mean([post_bigram_share(run["completions"]) for run in members]))
         if judged_members:
             row["judge"] = judged_members[0]["judge"]
             row["judge mean"] = "{:.3f} ± {:.3f}".format(*mean_std([j["judge_mean"] for j in judged_members]))
@@ -306,6 +310,24 @@ def plot(runs: list[dict], path: Path) -> None:
         axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
+
+
+def post_bigram_share(completions: list[dict]) -> float:
+    """The share of the completions' lower-cased word bigrams that occur in their own post (summaries)."""
+    import re
+
+    from textgym.tasks import get_items, get_task
+
+    posts = {get_task("summarize").format_prompt(item): item.source for item in get_items("summarize", "eval")}
+    found = total = 0
+    for row in completions:
+        post = re.findall(r"\w+", posts.get(row["prompt"], row["prompt"]).lower())
+        words = re.findall(r"\w+", row["completion"].lower())
+        in_post = set(zip(post, post[1:], strict=False))
+        pairs = list(zip(words, words[1:], strict=False))
+        found += sum(pair in in_post for pair in pairs)
+        total += len(pairs)
+    return found / total if total else float("nan")
 
 
 def sentiment_accuracy(judgements: dict[str, dict]) -> str:
@@ -350,7 +372,9 @@ def main() -> int:
         "evaluations per training episode beyond the env's own score (cache misses; n/a: the runs predate the "
         "counter); critic texts / ep: texts sent to the critic; steps undone: the share of optimizer steps the "
         "update bound (max_update_kl) undid; max update KL: the largest post-update approximate KL per token from "
-        "the rollout policy of any update, in nats; judge: a model no reward used, on every final-eval completion "
+        "the rollout policy of any update, in nats; post bigrams (summaries): the share of the final completions' "
+        "word bigrams that occur in their post, mean over seeds; judge: a model no reward used, on every final-eval "
+        "completion "
         f"(for sentiment P(positive) from a logistic regression on MiniLM embeddings fitted on the labelled sets' "
         f"dev parts{sentiment_accuracy(judgements)}; for detox alt-profanity-check's P(profane); for summaries "
         "Gemma 3 270M's log-likelihood gain of the summary from the post), with the perplexity of the same "

@@ -31,3 +31,16 @@ def test_the_trust_region_columns_count_the_runs_undone_steps_and_largest_kl(tmp
 def test_runs_without_the_counters_say_so():
     run = {"steps_kept": 0, "steps_undone": 0, "max_post_update_kl": None}
     assert rewards_report.trust_region([run]) == {"steps undone": "n/a", "max update KL": "n/a"}
+
+
+def test_post_bigrams_count_the_completions_word_pairs_found_in_their_post():
+    from textgym.tasks import get_items, get_task
+
+    item = get_items("summarize", "eval")[0]
+    prompt = get_task("summarize").format_prompt(item)
+    words = item.source.split()[:6]
+    copied = {"prompt": prompt, "completion": " " + " ".join(words)}  # 5 pairs, all in the post
+    unrelated = {"prompt": prompt, "completion": " zebra quantum marmalade"}  # 2 pairs, none in the post
+    assert rewards_report.post_bigram_share([copied]) == 1.0
+    assert rewards_report.post_bigram_share([unrelated]) == 0.0
+    assert rewards_report.post_bigram_share([copied, unrelated]) == 5 / 7
