@@ -6,6 +6,9 @@ over the seeds that finished:
 
 - **final reward**: the last evaluation's mean task score (32 episodes of the eval prompts, the task's own scorer:
   no dense reward plays a part in evaluation), mean +- std over seeds; and the gain over the untrained policy.
+- **vs sparse**: the final reward's difference from the sparse run's (same task and agent) and Welch's t-test p
+  over the seeds (uncorrected for the five comparisons a task and agent make; with 3 seeds a lead needs to be
+  several times the seed-to-seed spread to pass 0.05).
 - **episodes to the sparse final**: the first evaluation (in training episodes, on the seed-mean curve) at which
   the reward's curve reaches the sparse run's mean final reward for the same task and agent ("-" if it never does).
 - **cost**: the dense reward's scorer evaluations and the critic's texts per training episode (beyond the env's
@@ -267,6 +270,7 @@ def table(runs: list[dict], judgements: dict[str, dict]) -> list[dict[str, Any]]
             "episodes": int(np.mean([run["episodes"] for run in members])),
             "final reward": "{:.3f} ± {:.3f}".format(*mean_std(final)),
             "gain": f"{np.mean(final) - np.mean(before):+.3f}",
+            "vs sparse": versus_sparse(final, [run["evals"][-1][1] for run in sparse] if sparse else [], reward),
             "episodes to sparse final": reach,
             "scorer calls / ep": _mean_known(  # a critic's queries are critiques (the next column), not scores
                 [None if reward == "critic" else run["scorer_per_episode"] for run in members],
@@ -310,6 +314,18 @@ def plot(runs: list[dict], path: Path) -> None:
         axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
+
+
+def versus_sparse(final: list[float], sparse: list[float], reward: str) -> str:
+    """``+0.029 (p 0.06)``: the mean final reward's lead over the sparse runs' and Welch's t-test p over seeds."""
+    if reward == "sparse" or not sparse:
+        return "-"
+    lead = f"{np.mean(final) - np.mean(sparse):+.3f}"
+    if len(final) < 2 or len(sparse) < 2:
+        return f"{lead} (1 seed)"
+    from scipy.stats import ttest_ind
+
+    return f"{lead} (p {ttest_ind(final, sparse, equal_var=False).pvalue:.2f})"
 
 
 def post_bigram_share(completions: list[dict]) -> float:
@@ -367,8 +383,10 @@ def main() -> int:
     notes = (
         f"{len(runs)} finished runs of benchmarks/grids/rewards.yaml (run by benchmarks/run_rewards_grid.sh). "
         "final reward: last eval's mean task score (32 eval episodes), mean ± std over seeds; gain: over the "
-        "untrained policy's eval; episodes to sparse final: first eval point of the seed-mean curve at or above "
-        "the sparse run's mean final reward (same task and agent); scorer calls / ep: the dense reward's scorer "
+        "untrained policy's eval; vs sparse: the lead over the sparse runs' final reward (same task and agent) and "
+        "Welch's t-test p over seeds, uncorrected for the five comparisons per task and agent; episodes to sparse "
+        "final: first eval point of the seed-mean curve at or above the sparse run's mean final reward (same task "
+        "and agent); scorer calls / ep: the dense reward's scorer "
         "evaluations per training episode beyond the env's own score (cache misses; n/a: the runs predate the "
         "counter); critic texts / ep: texts sent to the critic; steps undone: the share of optimizer steps the "
         "update bound (max_update_kl) undid; max update KL: the largest post-update approximate KL per token from "

@@ -44,3 +44,13 @@ def test_post_bigrams_count_the_completions_word_pairs_found_in_their_post():
     assert rewards_report.post_bigram_share([copied]) == 1.0
     assert rewards_report.post_bigram_share([unrelated]) == 0.0
     assert rewards_report.post_bigram_share([copied, unrelated]) == 5 / 7
+
+
+def test_the_lead_over_sparse_comes_with_welchs_p():
+    from scipy.stats import ttest_ind
+
+    critic, sparse = [0.493, 0.494, 0.520], [0.453, 0.440, 0.423]
+    p = ttest_ind(critic, sparse, equal_var=False).pvalue
+    assert rewards_report.versus_sparse(critic, sparse, "critic") == f"+0.064 (p {p:.2f})"
+    assert rewards_report.versus_sparse(sparse, sparse, "sparse") == "-"
+    assert rewards_report.versus_sparse([0.5], sparse, "critic") == "+0.061 (1 seed)"
