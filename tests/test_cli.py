@@ -42,12 +42,15 @@ def test_unknown_policy_is_a_clear_error(capsys):
 
 
 def test_an_unknown_environment_id_is_a_clear_error_not_a_traceback(tmp_path, capsys):
-    # train reads the id's reward kind first (textgym's message); rollout goes straight to gym.make (Gymnasium's)
     assert main(["train", "TextDetox-critic-v9", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "Unknown environment id 'TextDetox-critic-v9'. Did you mean 'TextDetox-critic-v0'?" in err
-    assert main(["rollout", "TextDetox-critc-v0", "--episodes", "1", "--out", str(tmp_path)]) == 2
-    assert "textgym: error: Environment `TextDetox-critc` doesn't exist" in capsys.readouterr().err
+    # several ids: all are checked before the first one runs
+    assert main(["rollout", "TextDetox-sparse-v0", "TextDetox-critc-v0", "--out", str(tmp_path / "roll")]) == 2
+    assert "Did you mean 'TextDetox-critic-v0'?" in capsys.readouterr().err
+    assert not (tmp_path / "roll").exists()
+    assert main(["eval", "TextDetox-critc-v0", "--policy", "no-such-policy"]) == 2  # the id, before the policy
+    assert "Unknown environment id 'TextDetox-critc-v0'" in capsys.readouterr().err
 
 
 def test_compare_checks_every_id_before_it_trains_the_first(tmp_path, capsys):

@@ -42,13 +42,16 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from textgym.envs.registration import check_ids
     from textgym.rollout import rollout, summarize, to_json
 
+    env_ids = args.env_ids or default_rollout_ids()
+    check_ids(env_ids)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     env_kwargs = {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
     results, episodes = {}, []
-    for env_id in args.env_ids or default_rollout_ids():
+    for env_id in env_ids:
         records, seconds = rollout(
             env_id,
             episodes=args.episodes,

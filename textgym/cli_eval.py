@@ -27,8 +27,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from textgym.envs.registration import check_ids
     from textgym.evaluation.suite import evaluate_policy
 
+    check_ids([args.env_id])  # before any policy is loaded
     env_kwargs = {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
     results = [
         evaluate_policy(

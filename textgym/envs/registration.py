@@ -53,6 +53,15 @@ def _spec_kwargs(env_id_: str) -> dict:
     return spec.kwargs
 
 
+def check_ids(env_ids) -> None:
+    """Raises the error :func:`task_of` gives for the first of ``env_ids`` that is not a registered textgym id.
+
+    Commands that run several ids check them all first, so a typo in the last one costs no run of the others.
+    """
+    for env_id_ in env_ids:
+        _spec_kwargs(env_id_)
+
+
 def reward_of(env_id_: str) -> str:
     """The reward kind of a registered textgym id (``"sparse"``, ``"critic"``, ...), from its spec."""
     return _spec_kwargs(env_id_)["reward"]
