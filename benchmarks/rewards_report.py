@@ -45,6 +45,7 @@ import hashlib
 import json
 import sys
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -109,12 +110,15 @@ def load_runs(out: Path) -> list[dict[str, Any]]:
 def _per_episode(train: list[dict], key: str) -> float | None:
     """The increase of a cumulative counter per training episode, from its first to its last record.
 
-    None when the run did not log it (runs of a worker process that started before the counters were logged).
+    The counters restart at 0 when a run resumes from its checkpoint: a record below the one before it starts a
+    new count, and its whole value is the increase. None when the run did not log it (runs of a worker process
+    that started before the counters were logged).
     """
     points = [(m["episodes"], m[key]) for m in train if key in m]
     if len(points) < 2 or points[-1][0] == points[0][0]:
         return None
-    return (points[-1][1] - points[0][1]) / (points[-1][0] - points[0][0])
+    increase = sum(now - before if now >= before else now for (_, before), (_, now) in pairwise(points))
+    return increase / (points[-1][0] - points[0][0])
 
 
 def _mean_known(values: list[float | None], zero: bool) -> str:

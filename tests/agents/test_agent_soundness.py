@@ -155,3 +155,15 @@ def test_inverse_cdf_sampling_draws_from_the_distribution_and_never_a_zero_proba
     counts = torch.bincount(draws, minlength=6).double() / len(draws)
     assert counts[[0, 2, 5]].sum() == 0
     torch.testing.assert_close(counts, probs[0].double(), atol=0.015, rtol=0)
+
+
+def test_the_logged_counts_are_the_batchs_latest_not_its_last_rows():
+    # Row 1 ended first (2 episodes settled by then), row 0 last (all 3): the batch's count is 3.
+    infos = [
+        {"reward_stats": {"requests": 3, "evaluated": 3, "hit_rate": 0.0}, "reward_fallback": False},
+        {"reward_stats": {"requests": 1, "evaluated": 1, "hit_rate": 0.0}, "reward_fallback": False},
+        {"reward_stats": {"requests": 2, "evaluated": 2, "hit_rate": 0.0}, "reward_fallback": True},
+    ]
+    counts = LMPPO.critic_counts(SimpleNamespace(infos=infos))
+    latest = {"dense/requests": 3.0, "dense/evaluated": 3.0, "dense/hit_rate": 0.0}
+    assert counts == {**latest, "dense/fallback_episodes": 1.0}

@@ -54,3 +54,11 @@ def test_the_lead_over_sparse_comes_with_welchs_p():
     assert rewards_report.versus_sparse(critic, sparse, "critic") == f"+0.064 (p {p:.2f})"
     assert rewards_report.versus_sparse(sparse, sparse, "sparse") == "-"
     assert rewards_report.versus_sparse([0.5], sparse, "critic") == "+0.061 (1 seed)"
+
+
+def test_a_counter_that_restarts_with_a_resumed_run_still_counts_per_episode():
+    # 8 episodes an iteration, 2 requests an episode; the run resumed after episode 16 (the counter restarts at 0)
+    train = [{"episodes": e, "dense/requests": v} for e, v in ((8, 16), (16, 32), (24, 16), (32, 32))]
+    assert rewards_report._per_episode(train, "dense/requests") == 2.0
+    assert rewards_report._per_episode(train[:2], "dense/requests") == 2.0
+    assert rewards_report._per_episode(train[:1], "dense/requests") is None

@@ -363,16 +363,19 @@ class LMAgent:
 
     @staticmethod
     def critic_counts(batch: Batch) -> dict[str, float]:
-        """A dense reward's work and a critic's, from the last finished episode's info, and this batch's fallbacks.
+        """A dense reward's work and a critic's after this batch, and this batch's fallbacks.
 
         ``dense/`` holds the dense reward's queries, cache hits, evaluations and failures; ``critic/`` a critic's
-        calls and hit rate; both cumulative for the reward object (they restart with a resumed run).
+        calls and hit rate; both cumulative for the reward object (they restart with a resumed run). Each episode's
+        info holds the counts when it ended, and the rows end at different steps: the latest are those with the
+        most requests (the counts only grow), not the last row's.
         """
         out: dict[str, float] = {}
         for source, prefix in (("reward", "dense"), ("critic", "critic")):
             stats = [info[f"{source}_stats"] for info in batch.infos if f"{source}_stats" in info]
             if stats:
-                numbers = {key: value for key, value in stats[-1].items() if isinstance(value, (int, float, np.number))}
+                latest = max(stats, key=lambda counts: counts.get("requests", 0))
+                numbers = {key: value for key, value in latest.items() if isinstance(value, (int, float, np.number))}
                 out.update({f"{prefix}/{key}": float(value) for key, value in numbers.items()})
             fallbacks = [bool(info[f"{source}_fallback"]) for info in batch.infos if f"{source}_fallback" in info]
             if fallbacks:
