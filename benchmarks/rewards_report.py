@@ -45,7 +45,6 @@ import hashlib
 import json
 import sys
 from collections import defaultdict
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -110,15 +109,17 @@ def load_runs(out: Path) -> list[dict[str, Any]]:
 def _per_episode(train: list[dict], key: str) -> float | None:
     """The increase of a cumulative counter per training episode, from its first to its last record.
 
-    The counters restart at 0 when a run resumes from its checkpoint: a record below the one before it starts a
-    new count, and its whole value is the increase. None when the run did not log it (runs of a worker process
-    that started before the counters were logged).
+    The counters restart at 0 when a run resumes from its checkpoint; :func:`textgym.bench.summary.cumulative`
+    sums across the restarts. None when the run did not log it (runs of a worker process that started before the
+    counters were logged).
     """
+    from textgym.bench.summary import cumulative
+
     points = [(m["episodes"], m[key]) for m in train if key in m]
     if len(points) < 2 or points[-1][0] == points[0][0]:
         return None
-    increase = sum(now - before if now >= before else now for (_, before), (_, now) in pairwise(points))
-    return increase / (points[-1][0] - points[0][0])
+    totals = cumulative(value for _, value in points)
+    return (totals[-1] - totals[0]) / (points[-1][0] - points[0][0])
 
 
 def _mean_known(values: list[float | None], zero: bool) -> str:
