@@ -41,6 +41,7 @@ Usage: ``python benchmarks/rewards_report.py [OUT]``
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import sys
@@ -179,7 +180,6 @@ class Judges:
     def judge(self, task: str, completions: list[dict]) -> dict[str, float]:
         """The judge's mean verdict on a run's completions, their perplexity and distinct-2."""
         from textgym.evaluation.metrics import mean_distinct_n, perplexity
-        from textgym.tasks import get_items, get_task
 
         prompts = [row["prompt"] for row in completions]
         texts = [row["completion"] for row in completions]
@@ -192,7 +192,7 @@ class Judges:
 
             verdict, name = predict_prob(texts).tolist(), "judge P(profane)"
         else:
-            posts = {get_task(task).format_prompt(item): item.source for item in get_items(task, "eval")}
+            posts = eval_posts()
             verdict = self.summary.margins(texts, [posts.get(p, p) for p in prompts]).tolist()
             name = "judge gain from post"
         groups = defaultdict(list)
@@ -259,10 +259,10 @@ def table(runs: list[dict], judgements: dict[str, dict]) -> list[dict[str, Any]]
     ):
         final = [run["evals"][-1][1] for run in members]
         before = [run["evals"][0][1] for run in members]
-        sparse = groups.get((task, agent, "sparse"))
+        sparse = [run["evals"][-1][1] for run in groups.get((task, agent, "sparse"), [])]  # the sparse runs' finals
         reach = "-"
         if sparse and reward != "sparse":
-            target = float(np.mean([run["evals"][-1][1] for run in sparse]))
+            target = float(np.mean(sparse))
             episodes, curve, _ = mean_curve(members)
             hits = [int(e) for e, v in zip(episodes, curve, strict=True) if e > 0 and v >= target]
             reach = str(hits[0]) if hits else f"never (final {curve[-1]:.3f} < {target:.3f})"
@@ -275,7 +275,7 @@ def table(runs: list[dict], judgements: dict[str, dict]) -> list[dict[str, Any]]
             "episodes": int(np.mean([run["episodes"] for run in members])),
             "final reward": "{:.3f} ± {:.3f}".format(*mean_std(final)),
             "gain": f"{np.mean(final) - np.mean(before):+.3f}",
-            "vs sparse": versus_sparse(final, [run["evals"][-1][1] for run in sparse] if sparse else [], reward),
+            "vs sparse": versus_sparse(final, sparse, reward),
             "episodes to sparse final": reach,
             "scorer calls / ep": _mean_known(  # a critic's queries are critiques (the next column), not scores
                 [None if reward == "critic" else run["scorer_per_episode"] for run in members],
@@ -333,13 +333,19 @@ def versus_sparse(final: list[float], sparse: list[float], reward: str) -> str:
     return f"{lead} (p {ttest_ind(final, sparse, equal_var=False).pvalue:.2f})"
 
 
+@functools.cache
+def eval_posts() -> dict[str, str]:
+    """The summaries task's eval prompts, each with its post (the judge and the bigram share read the post)."""
+    from textgym.tasks import get_items, get_task
+
+    return {get_task("summarize").format_prompt(item): item.source for item in get_items("summarize", "eval")}
+
+
 def post_bigram_share(completions: list[dict]) -> float:
     """The share of the completions' lower-cased word bigrams that occur in their own post (summaries)."""
     import re
 
-    from textgym.tasks import get_items, get_task
-
-    posts = {get_task("summarize").format_prompt(item): item.source for item in get_items("summarize", "eval")}
+    posts = eval_posts()
     found = total = 0
     for row in completions:
         post = re.findall(r"\w+", posts.get(row["prompt"], row["prompt"]).lower())
