@@ -90,17 +90,11 @@ def cmd_critic_eval(args: argparse.Namespace) -> int:
     """Scores a critic against the gold spans of a task: word-level precision, recall, F1, and latency."""
     from textgym.critics.evaluation import evaluate, load_gold
     from textgym.critics.registry import build_critic
-    from textgym.error import DataError, SettingsError
+    from textgym.error import DataError
     from textgym.tasks import get_task
 
     get_task(args.task)  # an unknown task is named as such, not as a missing gold file
-    try:
-        kwargs = json.loads(args.critic_kwargs) if args.critic_kwargs else {}
-    except json.JSONDecodeError as error:
-        example = '{"trim": false}'
-        raise SettingsError(f"--critic-kwargs is not valid JSON ({error}); give an object, e.g. '{example}'.") from None
-    if not isinstance(kwargs, dict):
-        raise SettingsError(f"--critic-kwargs must be a JSON object of the critic's arguments, got {kwargs!r}.")
+    kwargs = args.critic_kwargs
     gold = load_gold(args.task, args.gold, split=args.split)
     if not gold:
         raise DataError(f"The gold set of {args.task!r} has no {args.split!r} rows; choose another --split.")
@@ -143,6 +137,7 @@ def _plot(results: dict, episodes: list[dict], path: Path, policy: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``textgym`` command."""
+    from textgym.cli_flags import json_value
     from textgym.splits import MEASURED_SPLITS
 
     parser = argparse.ArgumentParser(prog="textgym", description=__doc__)
@@ -167,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="default, lm-judge, lm-list, attribution, self, a model id, an http(s):// server URL (with "
         "--critic-kwargs '{\"model\": ...}'), ...",
     )
-    crit.add_argument("--critic-kwargs", default="", help="JSON object of critic arguments")
+    crit.add_argument(
+        "--critic-kwargs", type=json_value(dict), default={}, metavar="JSON", help="JSON object of critic arguments"
+    )
     crit.add_argument("--gold", default=None, help="a JSON-lines gold file instead of the embedded one")
     crit.add_argument(
         "--split",

@@ -210,7 +210,7 @@ def _argument(hint: Any, where: str) -> dict[str, Any]:
     if origin is typing.Literal:
         return {"type": type(args[0]), "choices": list(args)}
     if hint in (dict, list) or origin in (dict, list):
-        return {"type": _json(origin or hint), "metavar": "JSON"}
+        return {"type": json_value(origin or hint), "metavar": "JSON"}
     raise TypeError(
         f"{where} is {hint}, which has no command-line form; use int, float, str, bool, X | None, dict, list or "
         "Literal, or skip the field."
@@ -225,7 +225,9 @@ def _or_none(convert: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
-def _json(kind: type) -> Callable[[str], Any]:
+def json_value(kind: type) -> Callable[[str], Any]:
+    """An argparse ``type`` that reads a JSON value of ``kind`` (dict, list); anything else is argparse's error."""
+
     def parse(text: str) -> Any:
         value = json.loads(text)
         if not isinstance(value, kind):
