@@ -6,9 +6,10 @@ over the seeds that finished:
 
 - **final reward**: the last evaluation's mean task score (32 episodes of the eval prompts, the task's own scorer:
   no dense reward plays a part in evaluation), mean +- std over seeds; and the gain over the untrained policy.
-- **vs sparse**: the final reward's difference from the sparse run's (same task and agent) and Welch's t-test p
-  over the seeds (uncorrected for the five comparisons a task and agent make; with 3 seeds a lead needs to be
-  several times the seed-to-seed spread to pass 0.05).
+- **vs sparse**: the final reward's difference from the sparse run's (same task and agent), Welch's t-test p over
+  the seeds, and that p adjusted by Holm's step-down method for the comparisons its task and agent make (up to
+  five: every dense reward against sparse; a reward with one seed on either side has no p and is not counted).
+  With 3 seeds a lead needs to be several times the seed-to-seed spread to pass 0.05.
 - **episodes to the sparse final**: the first evaluation (in training episodes, on the seed-mean curve) at which
   the reward's curve reaches the sparse run's mean final reward for the same task and agent ("-" if it never does).
 - **cost**: the dense reward's scorer evaluations and the critic's texts per training episode (beyond the env's
@@ -253,13 +254,20 @@ def table(runs: list[dict], judgements: dict[str, dict]) -> list[dict[str, Any]]
     for run in runs:
         groups[(run["task"], run["agent"], run["reward"])].append(run)
     order = {reward: i for i, reward in enumerate(REWARD_KINDS)}
+    finals = {key: [run["evals"][-1][1] for run in members] for key, members in groups.items()}
+    families: dict[tuple, dict[tuple, float]] = defaultdict(dict)  # (task, agent) -> the dense rewards' p
+    for (task, agent, reward), final in finals.items():
+        p = welch_p(final, finals.get((task, agent, "sparse"), [])) if reward != "sparse" else None
+        if p is not None:
+            families[(task, agent)][(task, agent, reward)] = p
+    adjusted = {key: value for family in families.values() for key, value in holm(family).items()}
     rows = []
     for (task, agent, reward), members in sorted(
         groups.items(), key=lambda kv: (kv[0][0], kv[0][1], order.get(kv[0][2], 99))
     ):
-        final = [run["evals"][-1][1] for run in members]
+        final = finals[(task, agent, reward)]
         before = [run["evals"][0][1] for run in members]
-        sparse = [run["evals"][-1][1] for run in groups.get((task, agent, "sparse"), [])]  # the sparse runs' finals
+        sparse = finals.get((task, agent, "sparse"), [])  # the sparse runs' finals
         reach = "-"
         if sparse and reward != "sparse":
             target = float(np.mean(sparse))
@@ -275,7 +283,7 @@ def table(runs: list[dict], judgements: dict[str, dict]) -> list[dict[str, Any]]
             "episodes": int(np.mean([run["episodes"] for run in members])),
             "final reward": "{:.3f} ± {:.3f}".format(*mean_std(final)),
             "gain": f"{np.mean(final) - np.mean(before):+.3f}",
-            "vs sparse": versus_sparse(final, sparse, reward),
+            "vs sparse": versus_sparse(final, sparse, reward, adjusted.get((task, agent, reward))),
             "episodes to sparse final": reach,
             "scorer calls / ep": _mean_known(  # a critic's queries are critiques (the next column), not scores
                 [None if reward == "critic" else run["scorer_per_episode"] for run in members],
@@ -321,16 +329,36 @@ def plot(runs: list[dict], path: Path) -> None:
     figure.savefig(path, dpi=120)
 
 
-def versus_sparse(final: list[float], sparse: list[float], reward: str) -> str:
-    """``+0.029 (p 0.06)``: the mean final reward's lead over the sparse runs' and Welch's t-test p over seeds."""
+def welch_p(final: list[float], sparse: list[float]) -> float | None:
+    """Welch's t-test p of two sets of final rewards, or None where either has a single seed."""
+    if len(final) < 2 or len(sparse) < 2:
+        return None
+    from scipy.stats import ttest_ind
+
+    return float(ttest_ind(final, sparse, equal_var=False).pvalue)
+
+
+def holm(pvalues: dict[Any, float]) -> dict[Any, float]:
+    """Holm's step-down adjustment of a family of p-values (Holm 1979): the i-th smallest of m becomes the largest
+    of ``(m - j + 1) * p_(j)`` over j <= i, capped at 1; it controls the family-wise error rate."""
+    adjusted, running = {}, 0.0
+    ranked = sorted(pvalues.items(), key=lambda kv: kv[1])
+    for rank, (key, p) in enumerate(ranked):
+        running = max(running, min(1.0, (len(ranked) - rank) * p))
+        adjusted[key] = running
+    return adjusted
+
+
+def versus_sparse(final: list[float], sparse: list[float], reward: str, adjusted: float | None = None) -> str:
+    """``+0.029 (p 0.06, Holm 0.24)``: the mean final reward's lead over the sparse runs', Welch's t-test p over
+    seeds, and the Holm-adjusted p of its task and agent's family (where given)."""
     if reward == "sparse" or not sparse:
         return "-"
     lead = f"{np.mean(final) - np.mean(sparse):+.3f}"
-    if len(final) < 2 or len(sparse) < 2:
+    p = welch_p(final, sparse)
+    if p is None:
         return f"{lead} (1 seed)"
-    from scipy.stats import ttest_ind
-
-    return f"{lead} (p {ttest_ind(final, sparse, equal_var=False).pvalue:.2f})"
+    return f"{lead} (p {p:.2f}" + (f", Holm {adjusted:.2f})" if adjusted is not None else ")")
 
 
 @functools.cache
@@ -395,7 +423,8 @@ def main() -> int:
         f"{len(runs)} finished runs of benchmarks/grids/rewards.yaml (run by benchmarks/run_rewards_grid.sh). "
         "final reward: last eval's mean task score (32 eval episodes), mean ± std over seeds; gain: over the "
         "untrained policy's eval; vs sparse: the lead over the sparse runs' final reward (same task and agent) and "
-        "Welch's t-test p over seeds, uncorrected for the five comparisons per task and agent; episodes to sparse "
+        "Welch's t-test p over seeds, and Holm's adjustment of it for the task and agent's comparisons with sparse "
+        "(the dense rewards with 2 seeds or more on both sides); episodes to sparse "
         "final: first eval point of the seed-mean curve at or above the sparse run's mean final reward (same task "
         "and agent); scorer calls / ep: the dense reward's scorer "
         "evaluations per training episode beyond the env's own score (cache misses; n/a: the runs predate the "

@@ -7,6 +7,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 import rewards_report  # noqa: E402  (benchmarks/ is not a package)
@@ -52,6 +54,7 @@ def test_the_lead_over_sparse_comes_with_welchs_p():
     critic, sparse = [0.493, 0.494, 0.520], [0.453, 0.440, 0.423]
     p = ttest_ind(critic, sparse, equal_var=False).pvalue
     assert rewards_report.versus_sparse(critic, sparse, "critic") == f"+0.064 (p {p:.2f})"
+    assert rewards_report.versus_sparse(critic, sparse, "critic", 0.25) == f"+0.064 (p {p:.2f}, Holm 0.25)"
     assert rewards_report.versus_sparse(sparse, sparse, "sparse") == "-"
     assert rewards_report.versus_sparse([0.5], sparse, "critic") == "+0.061 (1 seed)"
 
@@ -62,3 +65,34 @@ def test_a_counter_that_restarts_with_a_resumed_run_still_counts_per_episode():
     assert rewards_report._per_episode(train, "dense/requests") == 2.0
     assert rewards_report._per_episode(train[:2], "dense/requests") == 2.0
     assert rewards_report._per_episode(train[:1], "dense/requests") is None
+
+
+def test_holm_multiplies_the_ith_smallest_p_by_the_hypotheses_left_and_keeps_the_order():
+    adjusted = rewards_report.holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.2})
+    # sorted 0.01, 0.03, 0.04, 0.2: times 4, 3, 2, 1 -> 0.04, 0.09, 0.08 (raised to 0.09: monotone), 0.2
+    assert adjusted == pytest.approx({"a": 0.04, "c": 0.09, "b": 0.09, "d": 0.2})
+    assert rewards_report.holm({"a": 0.5, "b": 0.6}) == {"a": 1.0, "b": 1.0}  # capped at 1
+    assert rewards_report.holm({}) == {}
+
+
+def test_the_table_adjusts_each_task_and_agents_family_on_its_own():
+    def run(task, reward, final, seed):
+        return {
+            "name": f"{task}.{reward}.{seed}", "task": task, "agent": "lmppo", "reward": reward, "episodes": 256,
+            "evals": [(0, 0.3), (256, final)], "scorer_per_episode": 0.0, "critic_per_episode": 0.0,
+            "seconds": 1.0, "cpu_seconds": 1.0, "steps_kept": 4, "steps_undone": 0, "max_post_update_kl": 0.01,
+            "completions": [],
+        }  # fmt: skip
+
+    finals = {"sparse": [0.40, 0.42, 0.41], "critic": [0.50, 0.52, 0.49], "uniform": [0.41, 0.39, 0.43]}
+    runs = [run(task, reward, value, seed) for task in ("detox", "sentiment") for reward, values in finals.items()
+            for seed, value in enumerate(values)]  # fmt: skip
+    runs.append(run("detox", "potential", 0.45, 0))  # one seed: no p, not in the family
+    rows = {(row["task"], row["reward"]): row["vs sparse"] for row in rewards_report.table(runs, {})}
+    p_critic = rewards_report.welch_p(finals["critic"], finals["sparse"])
+    p_uniform = rewards_report.welch_p(finals["uniform"], finals["sparse"])
+    family = rewards_report.holm({"critic": p_critic, "uniform": p_uniform})  # two hypotheses per task, not four
+    for task in ("detox", "sentiment"):
+        assert rows[(task, "critic")] == f"+0.093 (p {p_critic:.2f}, Holm {family['critic']:.2f})"
+        assert rows[(task, "uniform")] == f"+0.000 (p {p_uniform:.2f}, Holm {family['uniform']:.2f})"
+    assert rows[("detox", "potential")] == "+0.040 (1 seed)"
