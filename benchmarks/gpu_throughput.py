@@ -83,10 +83,9 @@ def main() -> None:
                 else:
                     rows.append({"agent": agent, "device": device, "dtype": dtype, **json.loads(lines[-1][7:])})
                 print(rows[-1], flush=True)
-    columns = list(max(rows, key=len))
     write(
         args.name,
-        [{column: row.get(column, "") for column in columns} for row in rows],
+        rows,  # a failed setting's row has its status instead of numbers; the table shows every row's columns
         notes=f"{args.model}, TextDetox-sparse-v0, {args.num_envs} envs x 20 new tokens, one warm-up then "
         f"{args.iterations} timed iterations per setting, each in its own process; defaults otherwise.",
     )
