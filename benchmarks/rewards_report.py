@@ -246,21 +246,55 @@ def mean_curve(members: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return np.array(shared), values.mean(0), values.std(0)
 
 
-def table(runs: list[dict], judgements: dict[str, dict]) -> list[dict[str, Any]]:
-    """One row per (task, reward, agent), rewards in the grid's order."""
-    from textgym.rewards import REWARD_KINDS
-
+def grouped(runs: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
+    """The runs by (task, agent, reward)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for run in runs:
         groups[(run["task"], run["agent"], run["reward"])].append(run)
-    order = {reward: i for i, reward in enumerate(REWARD_KINDS)}
+    return groups
+
+
+def finals_and_holm(groups: dict[tuple, list[dict]]) -> tuple[dict[tuple, list[float]], dict[tuple, float]]:
+    """Each group's final rewards, and the Holm-adjusted p of each dense reward against sparse within its task and
+    agent (the rewards with 2+ seeds on both sides)."""
     finals = {key: [run["evals"][-1][1] for run in members] for key, members in groups.items()}
     families: dict[tuple, dict[tuple, float]] = defaultdict(dict)  # (task, agent) -> the dense rewards' p
     for (task, agent, reward), final in finals.items():
         p = welch_p(final, finals.get((task, agent, "sparse"), [])) if reward != "sparse" else None
         if p is not None:
             families[(task, agent)][(task, agent, reward)] = p
-    adjusted = {key: value for family in families.values() for key, value in holm(family).items()}
+    return finals, {key: value for family in families.values() for key, value in holm(family).items()}
+
+
+def by_task(runs: list[dict]) -> str:
+    """The final rewards as one Markdown table, a row per task and agent and a column per reward (the README's):
+    mean ± std over seeds, the seed count where it is under 3, bold where the lead over sparse passes Holm's 0.05."""
+    from textgym.rewards import REWARD_KINDS
+
+    groups = grouped(runs)
+    finals, adjusted = finals_and_holm(groups)
+    names = {"lmppo": "LM-PPO", "grpo": "GRPO"}
+    lines = ["| task | agent | untrained | " + " | ".join(REWARD_KINDS) + " |", "|---" * (3 + len(REWARD_KINDS)) + "|"]
+    for task, agent in sorted({(task, agent) for task, agent, _ in groups}, key=lambda k: (k[0], k[1] != "lmppo")):
+        first = [run["evals"][0][1] for key, members in groups.items() if key[:2] == (task, agent) for run in members]
+        cells = []
+        for reward in REWARD_KINDS:
+            final = finals.get((task, agent, reward))
+            text = "{:.3f} ± {:.3f}".format(*mean_std(final)) if final else "-"
+            if final and len(final) < 3:
+                text += f" ({len(final)} seed{'s' if len(final) > 1 else ''})"
+            cells.append(f"**{text}**" if adjusted.get((task, agent, reward), 1.0) < 0.05 else text)
+        lines.append(f"| {task} | {names.get(agent, agent)} | {np.mean(first):.3f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def table(runs: list[dict], judgements: dict[str, dict]) -> list[dict[str, Any]]:
+    """One row per (task, reward, agent), rewards in the grid's order."""
+    from textgym.rewards import REWARD_KINDS
+
+    groups = grouped(runs)
+    order = {reward: i for i, reward in enumerate(REWARD_KINDS)}
+    finals, adjusted = finals_and_holm(groups)
     rows = []
     for (task, agent, reward), members in sorted(
         groups.items(), key=lambda kv: (kv[0][0], kv[0][1], order.get(kv[0][2], 99))
@@ -439,6 +473,13 @@ def main() -> int:
         "completions under Gemma 3 270M and distinct-2 over each prompt's completions."
     )
     write(args.name, rows, notes)
+    summary = by_task(runs)
+    (RESULTS / f"{args.name}_by_task.md").write_text(
+        f"Final eval reward by task, agent and reward ({len(runs)} runs; `python benchmarks/rewards_report.py`, "
+        "from rewards.md): mean ± std over seeds (3 unless marked), bold where the lead over sparse passes "
+        "Holm's 0.05 within its task and agent.\n\n" + summary
+    )
+    print(summary)
     plot(runs, RESULTS / f"{args.name}_curves.png")
     return 0
 

@@ -75,19 +75,20 @@ def test_holm_multiplies_the_ith_smallest_p_by_the_hypotheses_left_and_keeps_the
     assert rewards_report.holm({}) == {}
 
 
-def test_the_table_adjusts_each_task_and_agents_family_on_its_own():
-    def run(task, reward, final, seed):
-        return {
-            "name": f"{task}.{reward}.{seed}", "task": task, "agent": "lmppo", "reward": reward, "episodes": 256,
-            "evals": [(0, 0.3), (256, final)], "scorer_per_episode": 0.0, "critic_per_episode": 0.0,
-            "seconds": 1.0, "cpu_seconds": 1.0, "steps_kept": 4, "steps_undone": 0, "max_post_update_kl": 0.01,
-            "completions": [],
-        }  # fmt: skip
+def fake_run(task, reward, final, seed, agent="lmppo"):
+    return {
+        "name": f"{task}.{reward}.{agent}.{seed}", "task": task, "agent": agent, "reward": reward, "episodes": 256,
+        "evals": [(0, 0.3), (256, final)], "scorer_per_episode": 0.0, "critic_per_episode": 0.0,
+        "seconds": 1.0, "cpu_seconds": 1.0, "steps_kept": 4, "steps_undone": 0, "max_post_update_kl": 0.01,
+        "completions": [],
+    }  # fmt: skip
 
+
+def test_the_table_adjusts_each_task_and_agents_family_on_its_own():
     finals = {"sparse": [0.40, 0.42, 0.41], "critic": [0.50, 0.52, 0.49], "uniform": [0.41, 0.39, 0.43]}
-    runs = [run(task, reward, value, seed) for task in ("detox", "sentiment") for reward, values in finals.items()
+    runs = [fake_run(task, reward, value, seed) for task in ("detox", "sentiment") for reward, values in finals.items()
             for seed, value in enumerate(values)]  # fmt: skip
-    runs.append(run("detox", "potential", 0.45, 0))  # one seed: no p, not in the family
+    runs.append(fake_run("detox", "potential", 0.45, 0))  # one seed: no p, not in the family
     rows = {(row["task"], row["reward"]): row["vs sparse"] for row in rewards_report.table(runs, {})}
     p_critic = rewards_report.welch_p(finals["critic"], finals["sparse"])
     p_uniform = rewards_report.welch_p(finals["uniform"], finals["sparse"])
@@ -96,3 +97,22 @@ def test_the_table_adjusts_each_task_and_agents_family_on_its_own():
         assert rows[(task, "critic")] == f"+0.093 (p {p_critic:.2f}, Holm {family['critic']:.2f})"
         assert rows[(task, "uniform")] == f"+0.000 (p {p_uniform:.2f}, Holm {family['uniform']:.2f})"
     assert rows[("detox", "potential")] == "+0.040 (1 seed)"
+
+
+def test_the_by_task_table_has_a_row_per_task_and_agent_and_bolds_only_what_passes_holm():
+    finals = {"sparse": [0.40, 0.42, 0.41], "critic": [0.50, 0.52, 0.49], "uniform": [0.41, 0.39, 0.43]}
+    runs = [
+        fake_run("detox", reward, value, seed) for reward, values in finals.items() for seed, value in enumerate(values)
+    ]
+    runs += [fake_run("detox", "sparse", 0.45, 0, "grpo"), fake_run("detox", "critic", 0.47, 0, "grpo")]
+    lines = rewards_report.by_task(runs).splitlines()
+    assert lines[0] == "| task | agent | untrained | sparse | uniform | potential | attention | occlusion | critic |"
+    lmppo, grpo = lines[2].split(" | "), lines[3].split(" | ")
+    assert lmppo[:3] == ["| detox", "LM-PPO", "0.300"] and grpo[:2] == ["| detox", "GRPO"]
+    holm = rewards_report.holm({
+        "critic": rewards_report.welch_p(finals["critic"], finals["sparse"]),
+        "uniform": rewards_report.welch_p(finals["uniform"], finals["sparse"]),
+    })  # fmt: skip
+    assert holm["critic"] < 0.05 <= holm["uniform"]  # the fixture has one lead that passes, one that does not
+    assert lmppo[8].rstrip(" |") == "**0.503 ± 0.012**" and lmppo[4] == "0.410 ± 0.016" and lmppo[5] == "-"
+    assert grpo[3] == "0.450 ± 0.000 (1 seed)" and grpo[8].rstrip(" |") == "0.470 ± 0.000 (1 seed)"  # no p: not bold
