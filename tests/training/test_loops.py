@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -90,6 +91,32 @@ def test_resume_after_an_interruption_continues_the_same_run(tiny, tmp_path, mon
     assert train_records(broken) == train_records(whole)
     for name, tensor in weights(whole).items():
         torch.testing.assert_close(weights(broken)[name], tensor, rtol=0, atol=0)
+    starts = [json.loads(line) for line in (broken / "environment.jsonl").read_text().splitlines()]
+    assert [start["iteration"] for start in starts] == [0, 2]  # the start, and the resume after iteration 2
+    assert starts[1]["versions"]["torch"] == torch.__version__ and starts[1]["torch_threads"] == torch.get_num_threads()
+    assert [json.loads(line)["iteration"] for line in (whole / "environment.jsonl").read_text().splitlines()] == [0]
+
+
+def test_the_environment_record_names_the_versions_and_the_checkout():
+    from textgym.training.run_folder import environment
+
+    record = environment()
+    assert record["versions"]["textgym"] and record["versions"]["numpy"] == np.__version__
+    assert record["python"] == sys.version.split()[0]
+    top = Path(__file__).resolve().parents[2]
+    if (top / ".git").exists():  # a checkout (CI's clone too): the commit, marked where tracked files changed
+        head = subprocess.run(["git", "-C", str(top), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+        assert record["git"].split("+")[0] == head.strip()
+
+
+def test_a_folder_inside_another_checkout_is_not_taken_for_textgyms(tmp_path):
+    from textgym.training.run_folder import _git_commit
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    inner = tmp_path / "venv" / "lib"
+    inner.mkdir(parents=True)
+    assert _git_commit(inner) is None  # a git repository encloses it, but its top is elsewhere
+    assert _git_commit(tmp_path) is None  # the top, but no commit yet
 
 
 def test_a_failed_checkpoint_write_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
@@ -144,5 +171,9 @@ def test_sb3_runs_log_evaluate_and_resume(tiny, tmp_path):
     assert (tmp_path / "checkpoint.zip").exists() and (tmp_path / "learning_curve.png").exists()
     resumed = train("sb3-a2c", {**values, "iterations": 3}, tmp_path, resume=True, progress=False)
     assert resumed["iterations"] == 3 and resumed["episodes"] == 3  # continued, not restarted
+    starts = [json.loads(line) for line in (tmp_path / "environment.jsonl").read_text().splitlines()]
+    steps = [json.loads(line)["iteration"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(starts) == 2 and starts[0]["iteration"] == 0 and starts[0]["versions"]["stable-baselines3"]
+    assert 0 < starts[1]["iteration"] < max(steps) and starts[1]["iteration"] in steps  # SB3 counts timesteps
     with pytest.raises(ValueError, match="Unknown settings"):
         train("sb3-ppo", {**values, "kl_coef": 0.1}, tmp_path / "other", progress=False)

@@ -85,6 +85,7 @@ def train_lm(
     else:
         run.start_metrics()
         run.write_config(spec.name, agent.config.to_dict())
+    run.record_environment(agent.iteration, resumed=state is not None)
     writer = SummaryWriter(str(run.path), purge_step=agent.episodes if state is not None else None)
     c = agent.config
     evaluations = run.records("eval")

@@ -2,13 +2,18 @@
 
 A run folder holds ``config.json`` (the agent's name and every setting), ``metrics.jsonl`` (one JSON record per
 iteration and per evaluation, see :mod:`textgym.metrics_log`), TensorBoard's ``events.out.tfevents.*``, a
-checkpoint (``checkpoint.pt`` for textgym's own agents, SB3's ``checkpoint.zip``; written atomically), and, once the
+checkpoint (``checkpoint.pt`` for textgym's own agents, SB3's ``checkpoint.zip``; written atomically),
+``environment.jsonl`` (what the run ran on: one line per start or resume, see :func:`environment`), and, once the
 run has finished, ``summary.json`` and ``learning_curve.png``.
 """
 
 from __future__ import annotations
 
 import json
+import platform
+import subprocess
+import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +21,55 @@ from textgym.metrics_log import read_metrics
 
 CHECKPOINTS = {"lm": "checkpoint.pt", "sb3": "checkpoint.zip"}
 """The checkpoint's file name per training loop (see :data:`textgym.training.registry.LOOPS`)."""
+
+PACKAGES = ("textgym", "torch", "transformers", "numpy", "gymnasium", "stable-baselines3", "sentence-transformers")
+"""The packages whose versions a run records (the numbers of a run can change with any of them)."""
+
+
+def environment() -> dict[str, Any]:
+    """What a run runs on: package versions, textgym's git commit, torch's thread count, Python, the platform.
+
+    The commit is None outside a checkout and ends in ``+dirty`` where tracked files have changes. Floating-point
+    results, and so sampled tokens, can differ with any of these: a run resumed or rerun under another environment
+    need not repeat the same numbers, and this record says whether it did.
+    """
+    import torch
+
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "versions": versions,
+        "git": _git_commit(Path(__file__).resolve().parents[2]),
+        "torch_threads": torch.get_num_threads(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+
+
+def _git_commit(folder: Path) -> str | None:
+    """The commit of the checkout whose top is ``folder`` (``+dirty`` if tracked files changed), or None if none is.
+
+    A textgym installed into a virtual environment that lies inside some other repository is not that repository's
+    checkout: its top must be ``folder`` itself.
+    """
+    git = ["git", "-C", str(folder)]
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "--show-toplevel", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        lines = head.stdout.split()
+        if head.returncode or len(lines) != 2 or Path(lines[0]).resolve() != folder.resolve():
+            return None
+        changed = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return lines[1] + ("+dirty" if changed.stdout.strip() else "")
 
 
 class RunFolder:
@@ -32,6 +86,7 @@ class RunFolder:
         checkpoint: ``checkpoint.pt`` or ``checkpoint.zip``, replaced atomically after each saved iteration.
         summary: ``summary.json``, written when the run finishes.
         learning_curve: ``learning_curve.png``, written with the summary.
+        environment: ``environment.jsonl``: ``{"iteration", **environment()}`` a line, one per start or resume.
     """
 
     def __init__(self, path: str | Path, loop: str = "lm") -> None:
@@ -41,6 +96,7 @@ class RunFolder:
         self.checkpoint = self.path / CHECKPOINTS[loop]
         self.summary = self.path / "summary.json"
         self.learning_curve = self.path / "learning_curve.png"
+        self.environment = self.path / "environment.jsonl"
 
     def create(self) -> RunFolder:
         """Makes the folder (and its parents) if it is missing; returns itself."""
@@ -58,6 +114,11 @@ class RunFolder:
     def read_config(self) -> dict[str, Any]:
         """The contents of ``config.json``."""
         return json.loads(self.config.read_text())
+
+    def record_environment(self, iteration: int, resumed: bool) -> None:
+        """Records what the run starts (or, ``resumed``, continues) on at ``iteration`` in ``environment.jsonl``."""
+        with open(self.environment, "a" if resumed else "w", encoding="utf-8") as handle:
+            handle.write(json.dumps({"iteration": iteration, **environment()}) + "\n")
 
     def start_metrics(self) -> None:
         """Empties ``metrics.jsonl`` (a new run)."""

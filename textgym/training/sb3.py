@@ -114,13 +114,15 @@ def train_sb3(
     env_kwargs = {"device": device, "dtype": c.dtype, **c.env_kwargs}
     env = make_vec_env(functools.partial(gym.make, c.env_id, model=c.model, **env_kwargs), n_envs=c.train_envs)
     total = c.iterations * c.n_steps * c.train_envs
-    if resume and run.checkpoint.exists():
+    resumed = resume and run.checkpoint.exists()
+    if resumed:
         model = algorithm.load(run.checkpoint, env=env, tensorboard_log=str(run.path), device=device)
         run.cut_metrics(model.num_timesteps, kinds=("train",))
     else:
         model = build_model(algorithm, c, env, str(run.path))
         run.start_metrics()
         run.write_config(spec.name, c.to_dict())
+    run.record_environment(model.num_timesteps, resumed)
     lm, reference = model.policy.net.lm, load_causal_lm(c.model, device=c.device, dtype=c.dtype)
     eval_envs = make_eval_envs(c.env_id, c.model, min(c.num_envs, c.eval_episodes or 1), env_kwargs)
 
