@@ -340,27 +340,38 @@ def table(runs: list[dict], judgements: dict[str, dict]) -> list[dict[str, Any]]
 
 
 def plot(runs: list[dict], path: Path) -> None:
-    """Learning curves, one panel per (task, agent), one line per reward with a +- std band over seeds."""
+    """Learning curves: a row per agent (LM-PPO first), a column per task (one y scale down a column), a line per
+    reward in the same colour everywhere (sparse dashed black: the baseline), a +- std band over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = sorted({(run["task"], run["agent"]) for run in runs})
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
-    for axis, (task, agent) in zip(axes[0], panels, strict=True):
-        rewards = sorted({run["reward"] for run in runs if (run["task"], run["agent"]) == (task, agent)})
-        for reward in rewards:
-            members = [run for run in runs if (run["task"], run["agent"], run["reward"]) == (task, agent, reward)]
-            episodes, mean, std = mean_curve(members)
-            axis.plot(episodes, mean, label=f"{reward} ({len(members)})")
-            axis.fill_between(episodes, mean - std, mean + std, alpha=0.15)
-        axis.set_title(f"{task}, {agent}")
-        axis.set_xlabel("training episodes")
-        axis.set_ylabel("eval task score")
-        axis.legend(fontsize=7)
+    from textgym.rewards import REWARD_KINDS
+
+    tasks = sorted({run["task"] for run in runs})
+    agents = sorted({run["agent"] for run in runs}, key=lambda agent: (agent != "lmppo", agent))
+    colours = {reward: f"C{i}" for i, reward in enumerate(r for r in REWARD_KINDS if r != "sparse")} | {"sparse": "k"}
+    figure, axes = plt.subplots(
+        len(agents), len(tasks), figsize=(4.6 * len(tasks), 3.4 * len(agents)), squeeze=False, sharey="col"
+    )
+    for row, agent in enumerate(agents):
+        for column, task in enumerate(tasks):
+            axis = axes[row][column]
+            for reward in REWARD_KINDS:
+                members = [run for run in runs if (run["task"], run["agent"], run["reward"]) == (task, agent, reward)]
+                if not members:
+                    continue
+                episodes, mean, std = mean_curve(members)
+                style = {"color": colours.get(reward), "linestyle": "--" if reward == "sparse" else "-"}
+                axis.plot(episodes, mean, label=f"{reward} ({len(members)})", **style)
+                axis.fill_between(episodes, mean - std, mean + std, alpha=0.12, color=style["color"])
+            axis.set_title(f"{task}, {agent}")
+            axis.set_xlabel("training episodes")
+            axis.set_ylabel("eval task score (seeds)")
+            axis.legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=110)
 
 
 def welch_p(final: list[float], sparse: list[float]) -> float | None:
