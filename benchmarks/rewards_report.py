@@ -266,6 +266,29 @@ def finals_and_holm(groups: dict[tuple, list[dict]]) -> tuple[dict[tuple, list[f
     return finals, {key: value for family in families.values() for key, value in holm(family).items()}
 
 
+def untrained_outliers(runs: list[dict]) -> str:
+    """The runs whose untrained evaluation differs from the rest of their task's (it is the same model, prompts and
+    sampling seeds in every run, so a difference means another software environment), as a sentence."""
+    from collections import Counter
+
+    odd = []
+    for task in sorted({run["task"] for run in runs}):
+        values = Counter(round(run["evals"][0][1], 6) for run in runs if run["task"] == task)
+        usual = values.most_common(1)[0][0]
+        odd += [
+            f"{run['name']} ({run['evals'][0][1]:.4f} against {usual:.4f})"
+            for run in runs
+            if run["task"] == task and round(run["evals"][0][1], 6) != usual
+        ]
+    if not odd:
+        return "Every run of a task starts from the same untrained evaluation (one software environment)."
+    return (
+        f"{len(odd)} runs start from another untrained evaluation than the rest of their task's, so they ran in "
+        "another software environment (package versions or threads; run folders record it since environment.jsonl "
+        "exists) and a rerun gives other numbers: " + "; ".join(odd) + "."
+    )
+
+
 def by_task(runs: list[dict]) -> str:
     """The final rewards as one Markdown table, a row per task and agent and a column per reward (the README's):
     mean ± std over seeds, the seed count where it is under 3, bold where the lead over sparse passes Holm's 0.05."""
@@ -481,7 +504,7 @@ def main() -> int:
         f"(for sentiment P(positive) from a logistic regression on MiniLM embeddings fitted on the labelled sets' "
         f"dev parts{sentiment_accuracy(judgements)}; for detox alt-profanity-check's P(profane); for summaries "
         "Gemma 3 270M's log-likelihood gain of the summary from the post), with the perplexity of the same "
-        "completions under Gemma 3 270M and distinct-2 over each prompt's completions."
+        "completions under Gemma 3 270M and distinct-2 over each prompt's completions. " + untrained_outliers(runs)
     )
     write(args.name, rows, notes)
     summary = by_task(runs)

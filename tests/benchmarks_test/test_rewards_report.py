@@ -116,3 +116,11 @@ def test_the_by_task_table_has_a_row_per_task_and_agent_and_bolds_only_what_pass
     assert holm["critic"] < 0.05 <= holm["uniform"]  # the fixture has one lead that passes, one that does not
     assert lmppo[8].rstrip(" |") == "**0.503 ± 0.012**" and lmppo[4] == "0.410 ± 0.016" and lmppo[5] == "-"
     assert grpo[3] == "0.450 ± 0.000 (1 seed)" and grpo[8].rstrip(" |") == "0.470 ± 0.000 (1 seed)"  # no p: not bold
+
+
+def test_runs_that_start_from_another_untrained_eval_are_named():
+    runs = [fake_run("detox", "sparse", 0.5, seed) for seed in range(3)] + [fake_run("sentiment", "sparse", 0.4, 0)]
+    assert rewards_report.untrained_outliers(runs).startswith("Every run of a task starts from the same")
+    runs[1]["evals"] = [(0, 0.31), (256, 0.5)]
+    note = rewards_report.untrained_outliers(runs)
+    assert note.startswith("1 runs start from another") and "detox.sparse.lmppo.1 (0.3100 against 0.3000)" in note
