@@ -266,19 +266,20 @@ def finals_and_holm(groups: dict[tuple, list[dict]]) -> tuple[dict[tuple, list[f
     return finals, {key: value for family in families.values() for key, value in holm(family).items()}
 
 
-def untrained_outliers(runs: list[dict]) -> str:
-    """The runs whose untrained evaluation differs from the rest of their task's (it is the same model, prompts and
-    sampling seeds in every run, so a difference means another software environment), as a sentence."""
+def untrained_outliers(runs: list[dict], tolerance: float = 1e-4) -> str:
+    """The runs whose untrained evaluation differs by more than ``tolerance`` from the rest of their task's, as a
+    sentence. It is the same model, prompts and sampling seeds in every run, so such a difference means another
+    software environment: another token sampled somewhere (scorer rounding alone moves the mean by ~1e-7)."""
     from collections import Counter
 
     odd = []
     for task in sorted({run["task"] for run in runs}):
-        values = Counter(round(run["evals"][0][1], 6) for run in runs if run["task"] == task)
-        usual = values.most_common(1)[0][0]
+        members = [run for run in runs if run["task"] == task]
+        usual = Counter(round(run["evals"][0][1], 4) for run in members).most_common(1)[0][0]
         odd += [
             f"{run['name']} ({run['evals'][0][1]:.4f} against {usual:.4f})"
-            for run in runs
-            if run["task"] == task and round(run["evals"][0][1], 6) != usual
+            for run in members
+            if abs(run["evals"][0][1] - usual) > tolerance
         ]
     if not odd:
         return "Every run of a task starts from the same untrained evaluation (one software environment)."

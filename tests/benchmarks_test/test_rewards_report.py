@@ -120,6 +120,7 @@ def test_the_by_task_table_has_a_row_per_task_and_agent_and_bolds_only_what_pass
 
 def test_runs_that_start_from_another_untrained_eval_are_named():
     runs = [fake_run("detox", "sparse", 0.5, seed) for seed in range(3)] + [fake_run("sentiment", "sparse", 0.4, 0)]
+    runs[2]["evals"] = [(0, 0.3 + 1e-7), (256, 0.5)]  # scorer rounding, not another sampled token
     assert rewards_report.untrained_outliers(runs).startswith("Every run of a task starts from the same")
     runs[1]["evals"] = [(0, 0.31), (256, 0.5)]
     note = rewards_report.untrained_outliers(runs)
