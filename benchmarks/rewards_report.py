@@ -292,7 +292,8 @@ def untrained_outliers(runs: list[dict], tolerance: float = 1e-4) -> str:
 
 def by_task(runs: list[dict]) -> str:
     """The final rewards as one Markdown table, a row per task and agent and a column per reward (the README's):
-    mean ± std over seeds, the seed count where it is under 3, bold where the lead over sparse passes Holm's 0.05."""
+    mean ± std over seeds, the seed count where it is under 3, bold where the difference from sparse (either sign)
+    passes Holm's 0.05."""
     from textgym.rewards import REWARD_KINDS
 
     groups = grouped(runs)
@@ -511,8 +512,8 @@ def main() -> int:
     summary = by_task(runs)
     (RESULTS / f"{args.name}_by_task.md").write_text(
         f"Final eval reward by task, agent and reward ({len(runs)} runs; `python benchmarks/rewards_report.py`, "
-        "from rewards.md): mean ± std over seeds (3 unless marked), bold where the lead over sparse passes "
-        "Holm's 0.05 within its task and agent.\n\n" + summary
+        "from rewards.md): mean ± std over seeds (3 unless marked), bold where the difference from sparse (either "
+        "sign) passes Holm's 0.05 within its task and agent.\n\n" + summary
     )
     print(summary)
     plot(runs, RESULTS / f"{args.name}_curves.png")
