@@ -301,7 +301,7 @@ def by_task(runs: list[dict]) -> str:
     names = {"lmppo": "LM-PPO", "grpo": "GRPO"}
     lines = ["| task | agent | untrained | " + " | ".join(REWARD_KINDS) + " |", "|---" * (3 + len(REWARD_KINDS)) + "|"]
     for task, agent in sorted({(task, agent) for task, agent, _ in groups}, key=lambda k: (k[0], k[1] != "lmppo")):
-        first = [run["evals"][0][1] for key, members in groups.items() if key[:2] == (task, agent) for run in members]
+        first = [run["evals"][0][1] for run in runs if (run["task"], run["agent"]) == (task, agent)]
         cells = []
         for reward in REWARD_KINDS:
             final = finals.get((task, agent, reward))
@@ -377,6 +377,7 @@ def plot(runs: list[dict], path: Path) -> None:
     tasks = sorted({run["task"] for run in runs})
     agents = sorted({run["agent"] for run in runs}, key=lambda agent: (agent != "lmppo", agent))
     colours = {reward: f"C{i}" for i, reward in enumerate(r for r in REWARD_KINDS if r != "sparse")} | {"sparse": "k"}
+    groups = grouped(runs)
     figure, axes = plt.subplots(
         len(agents), len(tasks), figsize=(4.6 * len(tasks), 3.4 * len(agents)), squeeze=False, sharey="col"
     )
@@ -384,7 +385,7 @@ def plot(runs: list[dict], path: Path) -> None:
         for column, task in enumerate(tasks):
             axis = axes[row][column]
             for reward in REWARD_KINDS:
-                members = [run for run in runs if (run["task"], run["agent"], run["reward"]) == (task, agent, reward)]
+                members = groups.get((task, agent, reward))
                 if not members:
                     continue
                 episodes, mean, std = mean_curve(members)
