@@ -103,6 +103,7 @@ def test_the_environment_record_names_the_versions_and_the_checkout():
     record = environment()
     assert record["versions"]["textgym"] and record["versions"]["numpy"] == np.__version__
     assert record["python"] == sys.version.split()[0]
+    assert record["cpu"]["capability"] == torch.backends.cpu.get_cpu_capability() and record["cpu"]["model"]
     top = Path(__file__).resolve().parents[2]
     if (top / ".git").exists():  # a checkout (CI's clone too): the commit, marked where tracked files changed
         head = subprocess.run(["git", "-C", str(top), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
