@@ -152,7 +152,8 @@ def finals_and_holm(groups: dict[tuple, list[dict]]) -> tuple[dict[tuple, list[f
 def untrained_outliers(runs: list[dict], tolerance: float = 1e-4) -> str:
     """The runs whose untrained evaluation differs by more than ``tolerance`` from the rest of their task's, as a
     sentence. It is the same model, prompts and sampling seeds in every run, so such a difference means another
-    software environment: another token sampled somewhere (scorer rounding alone moves the mean by ~1e-7)."""
+    environment (see :func:`textgym.training.run_folder.environment`): another token sampled somewhere (scorer
+    rounding alone moves the mean by ~1e-7)."""
     from collections import Counter
 
     odd = []
@@ -165,11 +166,12 @@ def untrained_outliers(runs: list[dict], tolerance: float = 1e-4) -> str:
             if abs(run["evals"][0][1] - usual) > tolerance
         ]
     if not odd:
-        return "Every run of a task starts from the same untrained evaluation (one software environment)."
+        return "Every run of a task starts from the same untrained evaluation (one environment)."
     return (
         f"{len(odd)} runs start from another untrained evaluation than the rest of their task's, so they ran in "
-        "another software environment (package versions or threads; run folders record it since environment.jsonl "
-        "exists) and a rerun gives other numbers: " + "; ".join(odd) + "."
+        "another environment (the CPU's instruction set, package versions or threads; run folders record them in "
+        "environment.jsonl since it exists): a rerun on the same kind of machine repeats such a run, on another "
+        "it gives other numbers: " + "; ".join(odd) + "."
     )
 
 
