@@ -10,7 +10,11 @@ For each task's gold spans (dev part by default, where choices are made):
   judges (SmolLM2-135M, Gemma 3 270M) with the packaged templates; for summaries the 'supported' question of
   ``summarize_judge_with_support.json`` against clauses labelled incorrect, and two signals without an LM judge: the
   MiniLM embedding's distance to the post (1 - the clause's best cosine similarity to one of the post's sentences)
-  and the share of the clause's content words that the post never uses. 0.5 is chance.
+  and the share of the clause's content words that the post never uses. 0.5 is chance. Detox AUCs are also given
+  on the clauses of the ``hard-v2`` rows alone, with the BiLSTM's toxicity of each whole completion (toxic rows
+  against clean rows, per source).
+- **v1 oracle**: word-level P/R/F1 of a critic that returns the gold spans of every ``v1`` row and nothing on the
+  ``hard-v2`` rows (implicit insults, threats, sarcasm, ...): the best a critic blind to the hard kinds can reach.
 
 Usage: ``python benchmarks/critic_ceiling.py [--split dev]``
 """
@@ -32,7 +36,9 @@ from textgym.critics.prompts import template_path
 from textgym.critics.registry import build_critic
 from textgym.critics.segmentation import clauses
 from textgym.models import load_sentence_model
-from textgym.splits import PARTS
+from textgym.scorers.toxicity_bilstm import ToxicityScorer
+from textgym.splits import PARTS, select
+from textgym.tasks.base import embedded_data, read_jsonl
 
 LMS = ("smollm2-135m-instruct", "gemma3-270m")
 FUNCTION_WORDS = frozenset(
@@ -83,6 +89,35 @@ def support_distances(gold, units) -> dict[str, np.ndarray]:
     }
 
 
+def span_words(example) -> set[int]:
+    """Indices of the completion's words that a gold span covers."""
+    words = [(m.start(), m.end()) for m in re.finditer(r"\w+", example.completion)]
+    return {
+        i for i, (start, end) in enumerate(words) for span in example.spans if start < span.end and span.start < end
+    }
+
+
+def text_toxicity_aucs(base: dict, gold, sources: list[str]) -> list[dict]:
+    """AUC of the BiLSTM's toxicity of each whole completion, rows with toxic gold spans against clean rows."""
+    scores = np.array(ToxicityScorer()([g.completion for g in gold]))
+    toxic = np.array([any(span.label == "toxic" for span in g.spans) for g in gold])
+    out = []
+    for source in ("v1", "hard-v2"):
+        keep = np.array([s == source for s in sources])
+        if len(set(toxic[keep])) < 2:
+            continue
+        out.append(
+            {
+                **base,
+                "measure": f"text AUC: BiLSTM toxicity of the whole completion, {source} rows "
+                f"({int(toxic[keep].sum())} toxic, {int((~toxic[keep]).sum())} clean; toxic rows above 0.5: "
+                f"{int((scores[keep & toxic] > 0.5).sum())})",
+                "value": f"{roc_auc_score(toxic[keep], scores[keep]):.3f}",
+            }
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="dev", choices=PARTS)
@@ -102,6 +137,19 @@ def main() -> None:
         rows.append(
             {**base, "measure": "clause ceiling (P / R / F1)", "value": f"{precision:.3f} / {recall:.3f} / {f1:.3f}"}
         )
+        # load_gold keeps the file's order and split: the same rows, with their source
+        sources = [row["source"] for row in select(read_jsonl(embedded_data(f"critic_gold_{task}.jsonl")), args.split)]
+        blind = [g.spans if source == "v1" else () for g, source in zip(gold, sources, strict=True)]
+        precision, recall, f1 = word_prf(gold, blind)
+        hard_words = sum(len(span_words(g)) for g, source in zip(gold, sources, strict=True) if source != "v1")
+        rows.append(
+            {
+                **base,
+                "measure": f"v1 oracle, blind on hard-v2 (P / R / F1; hard-v2 rows: {sources.count('hard-v2')}, "
+                f"{hard_words} of {sum(len(span_words(g)) for g in gold)} gold words)",
+                "value": f"{precision:.3f} / {recall:.3f} / {f1:.3f}",
+            }
+        )
         signals: dict[str, np.ndarray] = {}
         if task == "detox":
             target = np.array([label == "toxic" for label in labels])
@@ -116,6 +164,7 @@ def main() -> None:
                 signals[name] = -np.array(effects)
             for model in LMS:
                 signals[f"{model} judge ('Toxic: yes')"] = lm_margins(task, model, gold, units)
+            rows += text_toxicity_aucs(base, gold, sources)
         elif task == "summarize":
             target = np.array([label == "incorrect" for label in labels])
             with_support = str(template_path(task, "summarize_judge_with_support.json"))
@@ -124,14 +173,18 @@ def main() -> None:
                     task, model, gold, units, 0, with_support
                 )
             signals.update(support_distances(gold, units))
+        subsets = {"": np.ones(len(units), dtype=bool)}
+        if task == "detox":
+            subsets["hard-v2 clauses, "] = np.array([sources[row] == "hard-v2" for row, _, _ in units])
         for name, signal in signals.items():
-            rows.append(
-                {
-                    **base,
-                    "measure": f"clause AUC: {name} (positives: {int(target.sum())})",
-                    "value": f"{roc_auc_score(target, signal):.3f}",
-                }
-            )
+            for subset, keep in subsets.items():
+                rows.append(
+                    {
+                        **base,
+                        "measure": f"clause AUC: {name} ({subset}positives: {int(target[keep].sum())})",
+                        "value": f"{roc_auc_score(target[keep], signal[keep]):.3f}",
+                    }
+                )
     write(
         f"critic_ceiling{'' if args.split == 'dev' else '_' + args.split}",
         rows,
@@ -141,7 +194,11 @@ def main() -> None:
         "judges use the packaged templates (detox_judge.json; summarize_judge_with_support.json's 'supported' "
         "question) with each model, margins calibrated as the critic does. The two summary signals without a judge: "
         "1 - the clause's best cosine similarity (MiniLM-L6 embeddings) to one of the post's sentences, and the share "
-        "of its content words (not in a short list of function words; crude stems) absent from the post.",
+        "of its content words (not in a short list of function words; crude stems) absent from the post. Detox clause "
+        "AUCs also on the hard-v2 rows' clauses alone; text AUC: the BiLSTM's toxicity of each whole completion, rows "
+        "holding toxic gold spans against clean rows, per source. v1 oracle: the gold spans on every v1 row and "
+        "nothing on the hard-v2 rows, the best that a critic blind to the hard kinds (implicit insults, threats, "
+        "sarcasm, ...) can reach.",
     )
 
 
