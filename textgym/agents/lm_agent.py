@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 import textgym  # noqa: F401  (registers the ids)
+from textgym.agents.decode_weights import TransposedWeights
 from textgym.agents.kl_control import KLController, StepGuard
 from textgym.agents.lm_eval import evaluate_lm, make_eval_envs
 from textgym.agents.lm_policy import SharedTrunk, build_policy, reference_logits, token_entropy, token_logprobs
@@ -57,6 +58,9 @@ class LMAgentConfig:
         self_critique: The critic judges with the live policy model (one LM in both roles).
         eval_episodes: Episodes of each evaluation on the eval split (0: no evaluation).
         eval_every: Evaluate every this many iterations (and before the first and after the last).
+        transposed_decode: Sample with a transposed copy of each linear weight when the policy runs in float32 on a
+            CPU (about 1.4x faster token steps at 8 rows; one more copy of the weights in memory; see
+            :mod:`textgym.agents.decode_weights`). The same sampling distribution up to float rounding.
     """
 
     env_id: str = "TextSentiment-critic-v0"
@@ -82,6 +86,7 @@ class LMAgentConfig:
     self_critique: bool = False
     eval_episodes: int = 16
     eval_every: int = 5
+    transposed_decode: bool = True
 
     def __post_init__(self) -> None:
         checks = {
@@ -133,6 +138,7 @@ class LMAgent:
         self.task = self.envs.get_attr("task")[0].name
         self.vocab = self.envs.single_action_space.n
         self.generator = torch.Generator().manual_seed(config.seed)
+        self.decode = TransposedWeights() if config.transposed_decode else None
         self.shuffle = torch.Generator().manual_seed(config.seed + 1)
         self.kl = KLController(config.kl_coef, config.target_kl, config.kl_horizon, config.num_envs, config.iterations)
         self.iteration = 0
@@ -204,8 +210,9 @@ class LMAgent:
         """Samples one batch of episodes with the current policy (recording the shared trunk)."""
         c = self.config
         return collect(
-            self.envs, self.policy.lm, self.generator, seeds, c.temperature, c.top_k, c.top_p, trunk=self.trunk
-        )
+            self.envs, self.policy.lm, self.generator, seeds, c.temperature, c.top_k, c.top_p, trunk=self.trunk,
+            decode=self.decode,
+        )  # fmt: skip
 
     def logprobs(self, batch: Batch, model_logits: torch.Tensor) -> torch.Tensor:
         """The policy's per-token log-probabilities of the batch's tokens (over the sampling support)."""
@@ -392,8 +399,9 @@ class LMAgent:
             placement = {"device": str(self.device), "dtype": c.dtype}
             self.eval_envs = make_eval_envs(c.env_id, c.model, min(c.num_envs, episodes), {**placement, **c.env_kwargs})
         return evaluate_lm(
-            self.eval_envs, self.policy.lm, self.reference, episodes, c.temperature, c.top_k, c.top_p, self.trunk
-        )
+            self.eval_envs, self.policy.lm, self.reference, episodes, c.temperature, c.top_k, c.top_p, self.trunk,
+            self.decode,
+        )  # fmt: skip
 
     # -- checkpoints ----------------------------------------------------------------------------------------
 

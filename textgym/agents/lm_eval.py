@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from textgym.agents.decode_weights import TransposedWeights
 from textgym.agents.lm_policy import SharedTrunk, reference_logits, token_logprobs
 from textgym.agents.lm_rollout import collect
 from textgym.envs.registration import with_reward
@@ -49,6 +50,7 @@ def evaluate_lm(
     top_k: int = 0,
     top_p: float = 1.0,
     trunk: SharedTrunk | None = None,
+    decode: TransposedWeights | None = None,
 ) -> dict[str, Any]:
     """Samples ``episodes`` completions of the eval prompts; their mean extrinsic reward and KL to ``reference``.
 
@@ -64,6 +66,7 @@ def evaluate_lm(
         top_k: Top-k sampling (0: off).
         top_p: Nucleus sampling (1: off).
         trunk: The layers ``lm`` shares with ``reference`` (their output is then computed once).
+        decode: Transposed weight copies for the sampler (see :func:`~textgym.agents.lm_rollout.collect`).
     """
     generator = torch.Generator().manual_seed(EVAL_SEED)
     vocab = envs.single_action_space.n
@@ -74,7 +77,7 @@ def evaluate_lm(
         index = [(first + i) % prompts for i in range(rows)]
         batch = collect(
             envs, lm, generator, [EVAL_SEED + first + i for i in range(rows)], temperature, top_k, top_p,
-            options={"prompt_index": index}, trunk=trunk,
+            options={"prompt_index": index}, trunk=trunk, decode=decode,
         )  # fmt: skip
         ids, mask = batch.inputs
         policy = token_logprobs(

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from textgym.agents.decode_weights import TransposedWeights
 from textgym.agents.lm_policy import SharedTrunk, filter_logits
 from textgym.left_padding import positions
 from textgym.lm_compat import output_cache, with_cache
@@ -114,6 +115,7 @@ def collect(
     credit_token_rewards: bool = True,
     options: dict[str, Any] | None = None,
     trunk: SharedTrunk | None = None,
+    decode: TransposedWeights | None = None,
 ) -> Batch:
     """Runs one episode in every row of ``envs`` (reset with ``seeds``) and returns the batch.
 
@@ -133,6 +135,8 @@ def collect(
             does. Shares that do not sum to the return are not credited (logged).
         options: Reset options (e.g. ``{"prompt_index": [...]}``, one prompt per row).
         trunk: Record the shared frozen layers' output while sampling (``Batch.trunk``), so later passes skip them.
+        decode: Run the sampler's forward passes with these transposed weight copies (faster on a CPU, see
+            :mod:`textgym.agents.decode_weights`); the env's scorer and critic run as they are.
     """
     num = envs.num_envs
     device = next(model.parameters()).device
@@ -156,9 +160,15 @@ def collect(
     active = np.ones(num, dtype=bool)
 
     chunks: list[torch.Tensor] = []
+    if decode is not None:
+        decode.forget_trainable()  # the policy may have trained since the last batch
 
     def forward(**kwargs):
-        with trunk.recording(model, chunks) if trunk is not None else contextlib.nullcontext():
+        with contextlib.ExitStack() as stack:
+            if trunk is not None:
+                stack.enter_context(trunk.recording(model, chunks))
+            if decode is not None:
+                stack.enter_context(decode.active(model))
             return model(use_cache=True, **kwargs)
 
     attention = context_mask.clone()

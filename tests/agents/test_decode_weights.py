@@ -1,0 +1,86 @@
+"""Sampling with transposed weight copies: the same products, restored layers, never a stale copy."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from tests.tiny_model import save_tiny_causal_lm
+from textgym.agents.decode_weights import TransposedWeights
+from textgym.agents.grpo import GRPO, GRPOConfig
+from textgym.lm_compat import output_cache, with_cache
+from textgym.models import load_causal_lm
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-decode")))
+
+
+def patched(model: nn.Module) -> list[nn.Module]:
+    return [module for module in model.modules() if "forward" in vars(module)]
+
+
+@torch.no_grad()
+def test_a_cached_decode_step_inside_active_gives_the_plain_logits_and_the_layers_are_restored(tiny):
+    model = load_causal_lm(tiny)
+    ids = torch.tensor([[5, 9, 12, 7], [3, 3, 8, 11]])
+    first = model(input_ids=ids, use_cache=True)
+    step = {"input_ids": torch.tensor([[4], [6]]), "use_cache": True}
+    plain = model(**step, **with_cache(model, output_cache(model(input_ids=ids, use_cache=True)))).logits
+    weights = TransposedWeights()
+    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    with weights.active(model):
+        assert set(map(id, patched(model))) == set(map(id, linears))
+        fast = model(**step, **with_cache(model, output_cache(first))).logits
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
+    assert weights.builds == len({id(module.weight) for module in linears})  # a tied weight is copied once
+    assert patched(model) == []
+
+
+def test_a_trained_weight_is_copied_again_after_forget_trainable_and_a_frozen_one_when_written_in_place():
+    layer, frozen = nn.Linear(4, 3), nn.Linear(4, 3).requires_grad_(False)
+    weights = TransposedWeights()
+    first = weights.transposed(layer.weight)
+    assert first.is_contiguous() and torch.equal(first, layer.weight.T)
+    assert weights.transposed(layer.weight) is first and weights.builds == 1  # unchanged: the same copy
+    optimizer = torch.optim.Adam(layer.parameters(), lr=0.1, fused=True)  # writes without moving the version
+    layer(torch.ones(2, 4)).sum().backward()
+    optimizer.step()
+    kept = weights.transposed(frozen.weight)
+    weights.forget_trainable()
+    second = weights.transposed(layer.weight)
+    assert torch.equal(second, layer.weight.T) and not torch.equal(second, first)
+    assert weights.transposed(frozen.weight) is kept and weights.builds == 3
+    with torch.no_grad():
+        frozen.weight.add_(1.0)
+    assert torch.equal(weights.transposed(frozen.weight), frozen.weight.T) and weights.builds == 4
+
+
+def test_with_gradients_on_the_layers_run_as_they_are():
+    layer = nn.Linear(4, 3)
+    weights = TransposedWeights()
+    with weights.active(layer):
+        out = layer(torch.ones(2, 4))
+    out.sum().backward()
+    assert layer.weight.grad is not None and weights.builds == 0
+
+
+def test_the_agent_samples_the_same_tokens_with_and_without_and_refreshes_only_what_trained(tiny):
+    settings = {
+        "env_id": "TextDetox-sparse-v0", "model": tiny, "num_envs": 4, "samples_per_prompt": 2, "iterations": 2,
+        "freeze_layers": 1, "eval_episodes": 0, "device": "cpu", "env_kwargs": {"max_new_tokens": 6},
+    }  # fmt: skip
+    fast, plain = GRPO(GRPOConfig(**settings)), GRPO(GRPOConfig(**settings, transposed_decode=False))
+    assert plain.decode is None
+    for iteration in range(2):
+        a, b = fast.rollout(fast.seeds(iteration)), plain.rollout(plain.seeds(iteration))
+        assert torch.equal(a.tokens, b.tokens)
+        torch.testing.assert_close(a.trunk, b.trunk, atol=1e-5, rtol=1e-5)
+        built = fast.decode.builds
+        fast.update(a)
+        plain.update(b)
+    # the second rollout copied again exactly the linear weights that the first update changed
+    trainable = {id(m.weight) for m in fast.policy.lm.modules() if isinstance(m, nn.Linear) and m.weight.requires_grad}
+    assert built - len({id(m.weight) for m in fast.policy.lm.modules() if isinstance(m, nn.Linear)}) == len(trainable)
