@@ -2,19 +2,20 @@
 
 While sampling, each linear layer of the policy sees one row per environment (8 by default). For so few rows,
 MKL's matrix product on a CPU is much faster when the weight is stored as ``[in, out]`` (contiguous) than in
-torch's ``[out, in]`` layout, which ``F.linear`` multiplies as ``x @ W.T``: 1.9-2.7x for SmolLM2-135M's shapes at
-8 rows, and a whole KV-cached step of the model 1.4x (``benchmarks/decode_layout.py``); for the long inputs of a
-prompt's first pass the two layouts run alike. Inside :meth:`TransposedWeights.active`, every ``nn.Linear`` of a
-model computes ``x @ W_t + b``, where ``W_t`` is a cached contiguous copy of ``W.T``: the same product up to float
-rounding.
+torch's ``[out, in]`` layout, which ``F.linear`` multiplies as ``x @ W.T``: 1.3-2.4x for SmolLM2-135M's shapes at
+8 rows, and a whole KV-cached token step of the model 1.2x (``benchmarks/results/decode_layout.md``); for the long
+inputs of a prompt's first pass the two layouts run alike. Inside :meth:`TransposedWeights.active`, every
+``nn.Linear`` of a model computes ``x @ W_t + b``, where ``W_t`` is a cached contiguous copy of ``W.T``: the same
+product up to float rounding.
 
 Copies never serve a stale weight: a weight that trains (``requires_grad``) is copied again for every batch of
 episodes (:meth:`TransposedWeights.forget_trainable`, called by :func:`~textgym.agents.lm_rollout.collect` before
 it samples), because torch's fused optimizers write weights without moving their version counter; a frozen
 weight's copy is kept and made again only if the weight is written in place (its version counter moves). With
 gradients on, or for weights that are not float32 on the CPU, the layers run as they are. The cost is one more copy
-of the linear weights (about 0.5 GB for SmolLM2-135M, a weight shared by several layers copied once) and, per batch,
-copying the trainable ones (about 40 ms for SmolLM2's 42M at the default 60 % frozen).
+of the linear weights (about 0.5 GB for SmolLM2-135M, a weight shared by several layers copied once; the GRPO run of
+``benchmarks/results/trl_comparison_decode.md`` peaked 0.58 GiB above the run before) and, per batch, copying the
+trainable ones again.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ class LMAgentConfig:
         eval_episodes: Episodes of each evaluation on the eval split (0: no evaluation).
         eval_every: Evaluate every this many iterations (and before the first and after the last).
         transposed_decode: Sample with a transposed copy of each linear weight when the policy runs in float32 on a
-            CPU (about 1.4x faster token steps at 8 rows; one more copy of the weights in memory; see
+            CPU (about 1.2x faster token steps at 8 rows; one more copy of the weights in memory; see
             :mod:`textgym.agents.decode_weights`). The same sampling distribution up to float rounding.
     """
 
