@@ -41,3 +41,11 @@ def test_a_grid_run_with_other_settings_is_refused(stored):
 def test_no_matching_run_is_an_error(tmp_path):
     with pytest.raises(SystemExit, match="No LM-PPO sentiment"):
         main_job_seeds.grid_runs(tmp_path, [0])
+
+
+def test_a_rounding_only_setting_counts_only_where_the_stored_run_has_it(stored):
+    config = json.loads((stored / RUN / "config.json").read_text())
+    assert "transposed_decode" not in config  # stored before it existed: accepted by the first test
+    (stored / RUN / "config.json").write_text(json.dumps({**config, "transposed_decode": False}))
+    with pytest.raises(SystemExit, match="differs in: transposed_decode"):
+        main_job_seeds.grid_runs(stored, [0])
