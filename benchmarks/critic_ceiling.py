@@ -31,14 +31,13 @@ from sklearn.metrics import roc_auc_score
 
 from textgym.critics.attribution import AttributionCritic
 from textgym.critics.base import Span
-from textgym.critics.evaluation import load_gold, word_prf
+from textgym.critics.evaluation import labelled_words, load_gold, word_prf
 from textgym.critics.prompts import template_path
 from textgym.critics.registry import build_critic
 from textgym.critics.segmentation import clauses
 from textgym.models import load_sentence_model
 from textgym.scorers.toxicity_bilstm import ToxicityScorer
-from textgym.splits import PARTS, select
-from textgym.tasks.base import embedded_data, read_jsonl
+from textgym.splits import PARTS
 
 LMS = ("smollm2-135m-instruct", "gemma3-270m")
 FUNCTION_WORDS = frozenset(
@@ -89,21 +88,13 @@ def support_distances(gold, units) -> dict[str, np.ndarray]:
     }
 
 
-def span_words(example) -> set[int]:
-    """Indices of the completion's words that a gold span covers."""
-    words = [(m.start(), m.end()) for m in re.finditer(r"\w+", example.completion)]
-    return {
-        i for i, (start, end) in enumerate(words) for span in example.spans if start < span.end and span.start < end
-    }
-
-
-def text_toxicity_aucs(base: dict, gold, sources: list[str]) -> list[dict]:
+def text_toxicity_aucs(base: dict, gold) -> list[dict]:
     """AUC of the BiLSTM's toxicity of each whole completion, rows with toxic gold spans against clean rows."""
     scores = np.array(ToxicityScorer()([g.completion for g in gold]))
     toxic = np.array([any(span.label == "toxic" for span in g.spans) for g in gold])
     out = []
     for source in ("v1", "hard-v2"):
-        keep = np.array([s == source for s in sources])
+        keep = np.array([g.source == source for g in gold])
         if len(set(toxic[keep])) < 2:
             continue
         out.append(
@@ -137,16 +128,15 @@ def main() -> None:
         rows.append(
             {**base, "measure": "clause ceiling (P / R / F1)", "value": f"{precision:.3f} / {recall:.3f} / {f1:.3f}"}
         )
-        # load_gold keeps the file's order and split: the same rows, with their source
-        sources = [row["source"] for row in select(read_jsonl(embedded_data(f"critic_gold_{task}.jsonl")), args.split)]
-        blind = [g.spans if source == "v1" else () for g, source in zip(gold, sources, strict=True)]
+        blind = [g.spans if g.source == "v1" else () for g in gold]
         precision, recall, f1 = word_prf(gold, blind)
-        hard_words = sum(len(span_words(g)) for g, source in zip(gold, sources, strict=True) if source != "v1")
+        words = [len(labelled_words(g.completion, g.spans)) for g in gold]
+        hard = [g.source == "hard-v2" for g in gold]
         rows.append(
             {
                 **base,
-                "measure": f"v1 oracle, blind on hard-v2 (P / R / F1; hard-v2 rows: {sources.count('hard-v2')}, "
-                f"{hard_words} of {sum(len(span_words(g)) for g in gold)} gold words)",
+                "measure": f"v1 oracle, blind on hard-v2 (P / R / F1; hard-v2 rows: {sum(hard)}, "
+                f"{sum(n for n, h in zip(words, hard, strict=True) if h)} of {sum(words)} gold words)",
                 "value": f"{precision:.3f} / {recall:.3f} / {f1:.3f}",
             }
         )
@@ -164,7 +154,7 @@ def main() -> None:
                 signals[name] = -np.array(effects)
             for model in LMS:
                 signals[f"{model} judge ('Toxic: yes')"] = lm_margins(task, model, gold, units)
-            rows += text_toxicity_aucs(base, gold, sources)
+            rows += text_toxicity_aucs(base, gold)
         elif task == "summarize":
             target = np.array([label == "incorrect" for label in labels])
             with_support = str(template_path(task, "summarize_judge_with_support.json"))
@@ -175,7 +165,7 @@ def main() -> None:
             signals.update(support_distances(gold, units))
         subsets = {"": np.ones(len(units), dtype=bool)}
         if task == "detox":
-            subsets["hard-v2 clauses, "] = np.array([sources[row] == "hard-v2" for row, _, _ in units])
+            subsets["hard-v2 clauses, "] = np.array([gold[row].source == "hard-v2" for row, _, _ in units])
         for name, signal in signals.items():
             for subset, keep in subsets.items():
                 rows.append(

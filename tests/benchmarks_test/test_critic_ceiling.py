@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
 import critic_ceiling  # noqa: E402  (benchmarks/ is not a package)
 
 from textgym.critics.base import Span  # noqa: E402
-from textgym.critics.evaluation import GoldExample  # noqa: E402
+from textgym.critics.evaluation import GoldExample, labelled_words  # noqa: E402
 
 POST = "My sister lent me her car for the weekend. I scratched the door while parking at the mall."
 
@@ -38,22 +38,22 @@ def test_the_stem_drops_possessives_and_plurals_only_past_four_letters():
     ]
 
 
-def test_span_words_are_the_indices_of_the_words_a_gold_span_covers():
+def test_the_gold_words_counted_are_the_words_a_gold_span_covers():
     completion = " you absolute moron, fine."
     start = completion.index("absolute")
-    example = GoldExample("", completion, (Span(start, start + len("absolute moron"), "toxic"),))
-    assert critic_ceiling.span_words(example) == {1, 2}
+    spans = (Span(start, start + len("absolute moron"), "toxic"),)
+    assert labelled_words(completion, spans) == {(1, "toxic"), (2, "toxic")}
 
 
 def test_the_text_auc_ranks_a_toxic_completion_above_a_clean_one_per_source_on_the_real_bilstm():
     insult = " You are a stupid idiot and I hate you."
     start = insult.index("stupid")
     gold = [
-        GoldExample("", insult, (Span(start, start + len("stupid idiot"), "toxic"),)),
-        GoldExample("", " Thank you for your help.", ()),
-        GoldExample("", " Thanks, that was kind.", ()),  # hard-v2 has clean rows only: no AUC for it
+        GoldExample("", insult, (Span(start, start + len("stupid idiot"), "toxic"),), "v1"),
+        GoldExample("", " Thank you for your help.", (), "v1"),
+        GoldExample("", " Thanks, that was kind.", (), "hard-v2"),  # hard-v2 has clean rows only: no AUC for it
     ]
-    rows = critic_ceiling.text_toxicity_aucs({"task": "detox"}, gold, ["v1", "v1", "hard-v2"])
+    rows = critic_ceiling.text_toxicity_aucs({"task": "detox"}, gold)
     assert len(rows) == 1
     assert rows[0]["value"] == "1.000"
     assert "v1 rows (1 toxic, 1 clean; toxic rows above 0.5: 1)" in rows[0]["measure"]

@@ -26,11 +26,12 @@ from textgym.tasks.base import embedded_data, read_jsonl
 
 @dataclass(frozen=True)
 class GoldExample:
-    """A completion with its gold spans."""
+    """A completion with its gold spans, and how its row was written (the row's ``source``: ``v1``, ``hard-v2``)."""
 
     prompt: str
     completion: str
     spans: tuple[Span, ...]
+    source: str = ""
 
 
 @dataclass
@@ -78,11 +79,14 @@ def load_gold(task: str, path: str | None = None, split: str = "all") -> list[Go
             if hit is None or completion[hit[0] : hit[1]] != gold["text"]:
                 raise ValueError(f"Gold span {gold['text']!r} is not in its completion {completion!r}.")
             spans.append(Span(hit[0], hit[1], gold["label"]))
-        examples.append(GoldExample(row.get("prompt", row.get("post", "")), completion, tuple(spans)))
+        examples.append(
+            GoldExample(row.get("prompt", row.get("post", "")), completion, tuple(spans), row.get("source", ""))
+        )
     return examples
 
 
-def _labelled_words(completion: str, spans: Sequence[Span]) -> set[tuple[int, str]]:
+def labelled_words(completion: str, spans: Sequence[Span]) -> set[tuple[int, str]]:
+    r"""The (word index, label) pairs of the completion's words (``\w+`` runs) that a span overlaps."""
     words = [(match.start(), match.end()) for match in re.finditer(r"\w+", completion)]
     return {
         (index, span.label)
@@ -96,8 +100,8 @@ def word_prf(gold: Sequence[GoldExample], predicted: Sequence[Sequence[Span]]) -
     """Micro precision, recall and F1 over (word, label) pairs."""
     true_positive = predicted_count = gold_count = 0
     for example, spans in zip(gold, predicted, strict=True):
-        gold_words = _labelled_words(example.completion, example.spans)
-        predicted_words = _labelled_words(example.completion, spans)
+        gold_words = labelled_words(example.completion, example.spans)
+        predicted_words = labelled_words(example.completion, spans)
         true_positive += len(gold_words & predicted_words)
         predicted_count += len(predicted_words)
         gold_count += len(gold_words)
