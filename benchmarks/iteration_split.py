@@ -1,6 +1,7 @@
-"""Per-iteration time of LM-PPO, split into sampling, scoring and update, before and after issue 10's changes.
+"""Per-iteration time of an LM agent, split into sampling, scoring and update, before and after a change.
 
-Runs the same LM-PPO settings on two source trees side by side: ``--before`` (a checkout of the code before the
+Runs the same agent settings (LM-PPO by default; ``--settings grpo-summarize,rloo-summarize`` for the group agents,
+see ``SETTINGS``) on two source trees side by side: ``--before`` (a checkout of the code before the
 change, e.g. ``git worktree add /tmp/before bf2d65c``) and this tree. Each tree runs in fresh processes with one
 torch thread, alternating (before, after, before, after, ...) so that any other load on the machine falls on both
 alike; each process runs one warm-up iteration and then the timed ones, timed in process CPU seconds (one thread:
@@ -8,8 +9,8 @@ far less sensitive than wall time to the other load on a shared machine). The sp
 ``benchmarks/lmppo_throughput.py``: sampling = token-by-token generation (rollout time less the task scorer's and the
 critic's), scoring = the task's extrinsic scorer, critic = critic calls, update = everything after the rollout (the
 policy/reference scoring pass and the PPO epochs). Both trees take the same number of optimizer steps (2 epochs x 2
-minibatches; the new trust region is switched off with ``max_update_kl=None`` so it cannot make the new side
-cheaper by taking fewer steps); the new side still pays its post-update KL measurement.
+minibatches for LM-PPO, one for GRPO and RLOO; the trust region is switched off with ``max_update_kl=None`` so it
+cannot make either side cheaper by taking fewer steps); both still pay the post-update KL measurement.
 
     git worktree add /tmp/before bf2d65c
     python benchmarks/iteration_split.py --before /tmp/before --rounds 2 --iterations 3
@@ -28,7 +29,12 @@ from pathlib import Path
 SETTINGS = {
     "sparse": {"env_id": "TextSentiment-sparse-v0"},
     "critic": {"env_id": "TextSentiment-critic-v0"},
+    "grpo-sentiment": {"agent": "grpo", "env_id": "TextSentiment-sparse-v0"},
+    "grpo-summarize": {"agent": "grpo", "env_id": "TextSummarize-sparse-v0"},
+    "rloo-summarize": {"agent": "rloo", "env_id": "TextSummarize-sparse-v0"},
 }
+"""LM-PPO (2 epochs x 2 minibatches) unless ``agent`` says otherwise; GRPO and RLOO take one step per batch (their
+defaults), over 2 prompts x 4 completions."""
 PARTS = ("sampling", "scoring", "critic", "update", "total")
 
 
@@ -38,14 +44,22 @@ def measure(config: dict, iterations: int) -> dict:
 
     import torch
 
+    from textgym.agents.grpo import GRPO, GRPOConfig
     from textgym.agents.lm_ppo import LMPPO, LMPPOConfig
+    from textgym.agents.rloo import RLOO, RLOOConfig
 
     torch.set_num_threads(1)
-    names = {f.name for f in dataclasses.fields(LMPPOConfig)}
-    config = {"num_envs": 8, "eval_episodes": 0, "epochs": 2, "minibatches": 2, **config}
+    config = dict(config)
+    kind = config.pop("agent", "lmppo")
+    agent_class, config_class = {"lmppo": (LMPPO, LMPPOConfig), "grpo": (GRPO, GRPOConfig), "rloo": (RLOO, RLOOConfig)}[
+        kind
+    ]
+    names = {f.name for f in dataclasses.fields(config_class)}
+    shape = {"epochs": 2, "minibatches": 2} if kind == "lmppo" else {"samples_per_prompt": 4}
+    config = {"num_envs": 8, "eval_episodes": 0, **shape, **config}
     config.update({key: value for key, value in {"max_update_kl": None, "device": "cpu"}.items() if key in names})
     config["env_kwargs"] = {"max_new_tokens": 20, **config.get("env_kwargs", {})}
-    agent = LMPPO(LMPPOConfig(**config))
+    agent = agent_class(config_class(**config))
     clocks = {"critic": 0.0, "scoring": 0.0, "rollout": 0.0, "update": 0.0}
 
     def timed(name, function):
@@ -85,7 +99,7 @@ def main() -> None:
     parser.add_argument("--before", required=True, help="the source tree of the code before the change")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=3, help="timed iterations per process")
-    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--settings", default="sparse,critic", help=f"comma-separated, from {', '.join(SETTINGS)}")
     parser.add_argument("--name", default="iteration_split", help="results file name under benchmarks/results/")
     parser.add_argument("--before-label", default="the code before issue 10", help="what the before tree is")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -131,7 +145,9 @@ def main() -> None:
     write(
         args.name,
         rows,
-        notes=f"LM-PPO, SmolLM2-135M fp32, 8 envs x 20 new tokens, 2 epochs x 2 minibatches on both sides (trust "
+        notes=f"Settings: {', '.join(f'{name} = {SETTINGS[name]}' for name in args.settings.split(','))}; LM-PPO "
+        "unless the setting names another agent. SmolLM2-135M fp32, 8 envs x 20 new tokens; LM-PPO 2 epochs x 2 "
+        "minibatches, GRPO and RLOO one step per batch over 2 prompts x 4 completions, the same on both sides (trust "
         f"region off wherever it exists), one torch thread; {args.rounds} rounds x {args.iterations} timed iterations "
         f"per tree, the trees alternating in fresh processes, process CPU seconds per iteration. before = "
         f"{trees['before']} ({args.before_label}), after = this tree. Other processes shared the 2 cores "

@@ -54,3 +54,19 @@ def length_batches(lengths: Sequence[int], most: int, pass_cost: int = 40) -> li
         batches.append(range(cut[end], end))
         end = cut[end]
     return batches[::-1]
+
+
+def shared_rows(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The distinct rows of a left-padded batch (ids and mask alike), when some repeat.
+
+    Returns:
+        ``(first, inverse)``: the index of each distinct row's first occurrence (in order of first occurrence) and,
+        for every row, the position of its distinct row in ``first``, so that ``x[first][inverse]`` is ``x`` for
+        rows that depend only on their ids and mask; or None when every row is distinct.
+    """
+    keys: dict[tuple[int, ...], int] = {}
+    inverse = [keys.setdefault(tuple(row), len(keys)) for row in torch.cat([ids, mask], dim=1).tolist()]
+    if len(keys) == len(inverse):
+        return None
+    first = [inverse.index(k) for k in range(len(keys))]
+    return torch.tensor(first, device=ids.device), torch.tensor(inverse, device=ids.device)

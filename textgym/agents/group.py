@@ -26,6 +26,8 @@ from typing import Any
 import torch
 
 from textgym.agents.lm_agent import LMAgent
+from textgym.agents.lm_rollout import Batch
+from textgym.agents.shared_prompts import GroupPacking
 
 CREDITS = ("sequence", "returns-to-go")
 
@@ -43,12 +45,29 @@ def group_setting_errors(config: Any) -> list[str]:
 class GroupAgent(LMAgent):
     """An LM agent that samples ``samples_per_prompt`` completions of each prompt and has no value function.
 
-    Its optimizer holds only the LM's trainable parameters; each prompt's reset seed is repeated for its group.
+    Its optimizer holds only the LM's trainable parameters; each prompt's reset seed is repeated for its group. With
+    ``share_prompts`` its passes over a batch of whole groups pack each group behind one copy of its prompt
+    (:class:`~textgym.agents.shared_prompts.GroupPacking`); it has no value head, so its passes return no values.
     """
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
         self.optimizer = self.make_optimizer(with_value_head=False)
+        share = config.share_prompts
+        self.packing = GroupPacking(config.samples_per_prompt, self.policy.lm, self.trunk) if share else None
+
+    def forward(self, batch: Batch, detach_value: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The policy's logits at the batch's generated positions, packed by group where the batch allows it."""
+        if self.packing is not None and self.packing.applies(batch):
+            return self.packing.logits(self.policy.lm, batch), None
+        return super().forward(batch, detach_value)
+
+    @torch.no_grad()
+    def reference_logits(self, batch: Batch) -> torch.Tensor:
+        """The reference's logits at the batch's generated positions, packed by group where the batch allows it."""
+        if self.packing is not None and self.packing.applies(batch):
+            return self.packing.logits(self.reference, batch)
+        return super().reference_logits(batch)
 
     def seeds(self, iteration: int) -> list[int]:
         """Each prompt's reset seed repeated ``samples_per_prompt`` times (same seed, same prompt)."""

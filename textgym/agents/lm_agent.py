@@ -61,6 +61,9 @@ class LMAgentConfig:
         transposed_decode: Sample with a transposed copy of each linear weight when the policy runs in float32 on a
             CPU (about 1.2x faster token steps at 8 rows; one more copy of the weights in memory; see
             :mod:`textgym.agents.decode_weights`). The same sampling distribution up to float rounding.
+        share_prompts: Rows that share a prompt run it once: in the sampler's first pass, and in GRPO's and
+            RLOO's passes over their groups (one packed row per prompt; see :mod:`textgym.agents.shared_prompts`).
+            The same logits up to float rounding.
     """
 
     env_id: str = "TextSentiment-critic-v0"
@@ -87,6 +90,7 @@ class LMAgentConfig:
     eval_episodes: int = 16
     eval_every: int = 5
     transposed_decode: bool = True
+    share_prompts: bool = True
 
     def __post_init__(self) -> None:
         checks = {
@@ -211,7 +215,7 @@ class LMAgent:
         c = self.config
         return collect(
             self.envs, self.policy.lm, self.generator, seeds, c.temperature, c.top_k, c.top_p, trunk=self.trunk,
-            decode=self.decode,
+            decode=self.decode, share_prompts=c.share_prompts,
         )  # fmt: skip
 
     def logprobs(self, batch: Batch, model_logits: torch.Tensor) -> torch.Tensor:
@@ -221,11 +225,15 @@ class LMAgent:
     def ref_logprobs(self, batch: Batch) -> torch.Tensor:
         """The reference's per-token log-probabilities, over the full vocabulary at the sampling temperature."""
         start = time.perf_counter()
-        ids, mask = batch.inputs
-        logits = reference_logits(self.reference, ids, mask, batch.length, batch.trunk, self.trunk)
+        logits = self.reference_logits(batch)
         logprobs = token_logprobs(logits, batch.tokens, None, self.config.temperature, self.vocab) * batch.valid
         self.score_seconds += time.perf_counter() - start  # time/score_s: scoring passes, whichever agent runs them
         return logprobs
+
+    def reference_logits(self, batch: Batch) -> torch.Tensor:
+        """The reference's logits at the batch's generated positions (no gradient)."""
+        ids, mask = batch.inputs
+        return reference_logits(self.reference, ids, mask, batch.length, batch.trunk, self.trunk)
 
     def forward(self, batch: Batch, detach_value: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """The policy's logits and values at the batch's generated positions (only the layers above the trunk)."""
@@ -243,7 +251,7 @@ class LMAgent:
         valid = batch.valid.float()
         return {
             "logprobs": old * valid,
-            "values": values * valid,
+            "values": None if values is None else values * valid,  # a group agent has no value head
             "ref_logprobs": ref * valid,
             "kl": (old - ref) * valid,
         }

@@ -19,8 +19,8 @@ import torch
 
 from textgym.agents.decode_weights import TransposedWeights
 from textgym.agents.lm_policy import SharedTrunk, filter_logits
-from textgym.left_padding import positions
-from textgym.lm_compat import output_cache, with_cache
+from textgym.left_padding import positions, shared_rows
+from textgym.lm_compat import output_cache, select_rows, with_cache
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,7 @@ def collect(
     options: dict[str, Any] | None = None,
     trunk: SharedTrunk | None = None,
     decode: TransposedWeights | None = None,
+    share_prompts: bool = True,
 ) -> Batch:
     """Runs one episode in every row of ``envs`` (reset with ``seeds``) and returns the batch.
 
@@ -137,6 +138,9 @@ def collect(
         trunk: Record the shared frozen layers' output while sampling (``Batch.trunk``), so later passes skip them.
         decode: Run the sampler's forward passes with these transposed weight copies (faster on a CPU, see
             :mod:`textgym.agents.decode_weights`); the env's scorer and critic run as they are.
+        share_prompts: Run the first pass once per distinct prompt and copy its cache, logits and trunk states to
+            the rows that repeat it (a group agent's batch; see :mod:`textgym.agents.shared_prompts`). The same
+            distribution up to float rounding.
     """
     num = envs.num_envs
     device = next(model.parameters()).device
@@ -173,11 +177,22 @@ def collect(
 
     attention = context_mask.clone()
     last = torch.tensor([attention.shape[1] - 1], device=device)  # an index, not a count: see causal_lm_forward
+    repeats = shared_rows(context_ids, context_mask) if share_prompts else None
+    heads = slice(None) if repeats is None else repeats[0]
     out = forward(
-        input_ids=context_ids, attention_mask=attention, position_ids=positions(attention), logits_to_keep=last
+        input_ids=context_ids[heads],
+        attention_mask=attention[heads],
+        position_ids=positions(attention[heads]),
+        logits_to_keep=last,
     )
+    last_logits, cache = out.logits[:, -1], output_cache(out)
+    if repeats is not None:  # every row gets its prompt's pass
+        inverse = repeats[1]
+        last_logits, cache = last_logits[inverse], select_rows(cache, inverse)
+        if chunks:
+            chunks[-1] = chunks[-1][inverse]
     for t in range(max_new):
-        logits = filter_logits(out.logits[:, -1, :vocab], temperature, top_k, top_p)
+        logits = filter_logits(last_logits[:, :vocab], temperature, top_k, top_p)
         if support is not None:
             support[:, t] = torch.isfinite(logits)
         actions = sample(logits.softmax(-1).cpu(), generator)
@@ -202,8 +217,9 @@ def collect(
             input_ids=actions.view(-1, 1).to(device),
             attention_mask=attention,
             position_ids=attention.sum(-1, keepdim=True) - 1,
-            **with_cache(model, output_cache(out)),
+            **with_cache(model, cache),
         )
+        last_logits, cache = out.logits[:, -1], output_cache(out)
     length = int(valid.sum(1).max())
     trunk_states = torch.cat(chunks, dim=1)[:, : context_ids.shape[1] + length - 1] if chunks else None
     return Batch(
