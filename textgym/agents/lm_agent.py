@@ -408,7 +408,7 @@ class LMAgent:
             self.eval_envs = make_eval_envs(c.env_id, c.model, min(c.num_envs, episodes), {**placement, **c.env_kwargs})
         return evaluate_lm(
             self.eval_envs, self.policy.lm, self.reference, episodes, c.temperature, c.top_k, c.top_p, self.trunk,
-            self.decode,
+            self.decode, c.share_prompts,
         )  # fmt: skip
 
     # -- checkpoints ----------------------------------------------------------------------------------------

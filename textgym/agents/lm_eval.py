@@ -51,6 +51,7 @@ def evaluate_lm(
     top_p: float = 1.0,
     trunk: SharedTrunk | None = None,
     decode: TransposedWeights | None = None,
+    share_prompts: bool = True,
 ) -> dict[str, Any]:
     """Samples ``episodes`` completions of the eval prompts; their mean extrinsic reward and KL to ``reference``.
 
@@ -67,6 +68,7 @@ def evaluate_lm(
         top_p: Nucleus sampling (1: off).
         trunk: The layers ``lm`` shares with ``reference`` (their output is then computed once).
         decode: Transposed weight copies for the sampler (see :func:`~textgym.agents.lm_rollout.collect`).
+        share_prompts: Run the sampler's first pass once per distinct prompt (see ``collect``).
     """
     generator = torch.Generator().manual_seed(EVAL_SEED)
     vocab = envs.single_action_space.n
@@ -77,7 +79,7 @@ def evaluate_lm(
         index = [(first + i) % prompts for i in range(rows)]
         batch = collect(
             envs, lm, generator, [EVAL_SEED + first + i for i in range(rows)], temperature, top_k, top_p,
-            options={"prompt_index": index}, trunk=trunk, decode=decode,
+            options={"prompt_index": index}, trunk=trunk, decode=decode, share_prompts=share_prompts,
         )  # fmt: skip
         ids, mask = batch.inputs
         policy = token_logprobs(
