@@ -84,3 +84,40 @@ def test_the_agent_samples_the_same_tokens_with_and_without_and_refreshes_only_w
     # the second rollout copied again exactly the linear weights that the first update changed
     trainable = {id(m.weight) for m in fast.policy.lm.modules() if isinstance(m, nn.Linear) and m.weight.requires_grad}
     assert built - len({id(m.weight) for m in fast.policy.lm.modules() if isinstance(m, nn.Linear)}) == len(trainable)
+
+
+def test_installed_layers_run_as_they_are_until_switched_on():
+    layer, x = nn.Linear(4, 3), torch.ones(2, 4)
+    weights = TransposedWeights()
+    with torch.no_grad(), weights.installed(layer):
+        assert "forward" in vars(layer)
+        plain = layer(x)
+        assert weights.builds == 0
+        with weights.switched_on():
+            fast = layer(x)
+        assert weights.builds == 1 and not weights.on
+    torch.testing.assert_close(fast, plain)
+    assert "forward" not in vars(layer)
+
+
+def test_a_batch_installs_the_copies_once_and_the_env_steps_with_them_switched_off(tiny):
+    settings = {
+        "env_id": "TextDetox-sparse-v0", "model": tiny, "num_envs": 4, "samples_per_prompt": 2,
+        "freeze_layers": 1, "eval_episodes": 0, "device": "cpu", "env_kwargs": {"max_new_tokens": 6},
+    }  # fmt: skip
+    agent = GRPO(GRPOConfig(**settings))
+    installs, during_steps = [], []
+    install, step = agent.decode.installed, agent.envs.step
+
+    def counted_install(model):
+        installs.append(model)
+        return install(model)
+
+    def watched_step(actions):  # a critic or scorer that is the policy itself would run here
+        during_steps.append(agent.decode.on)
+        return step(actions)
+
+    agent.decode.installed, agent.envs.step = counted_install, watched_step
+    batch = agent.rollout(agent.seeds(0))
+    assert installs == [agent.policy.lm] and len(during_steps) == batch.tokens.shape[1] and not any(during_steps)
+    assert agent.decode.builds > 0 and patched(agent.policy.lm) == []

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.tiny_model import save_tiny_causal_lm
-from textgym.agents.lm_policy import filter_logits
+from textgym.agents.lm_policy import filter_logits, token_entropy
 from textgym.agents.lm_rollout import collect
 from textgym.models import load_causal_lm
 
@@ -79,3 +79,14 @@ def test_greedy_filter_keeps_only_the_top_token():
     logits = torch.tensor([[0.5, 2.0, -1.0], [3.0, 3.0, 0.0]])
     kept = torch.isfinite(filter_logits(logits, temperature=0))
     assert kept.tolist() == [[False, True, False], [True, True, False]]  # an exact tie keeps both
+
+
+def test_token_entropy_is_the_categorical_entropy_over_the_vocabulary_or_the_support():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn((2, 3, 7), generator=generator) * 3  # 6 ids in the env's vocabulary, 1 the LM's extra
+    full = torch.distributions.Categorical(logits=logits[..., :6] / 0.7).entropy()
+    torch.testing.assert_close(token_entropy(logits, None, 0.7, 6), full)
+    support = filter_logits(logits[..., :6], 1.0, 2, 1.0).isfinite()  # the two most likely ids of each position
+    kept = torch.distributions.Categorical(logits=(logits[..., :6]).masked_fill(~support, float("-inf"))).entropy()
+    torch.testing.assert_close(token_entropy(logits, support, 1.0, 6), kept)
+    assert bool((kept <= np.log(2) + 1e-6).all())  # two ids: at most log 2

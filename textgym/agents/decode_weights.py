@@ -34,6 +34,8 @@ class TransposedWeights:
         self._copies: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}
         self.builds = 0
         """How many copies were made (a changed weight's copy is made again)."""
+        self.on = False
+        """Whether installed layers use the copies now (see :meth:`switched_on`)."""
 
     def transposed(self, weight: torch.Tensor) -> torch.Tensor:
         """The contiguous ``weight.T``: the cached copy, unless there is none or the weight's version has moved."""
@@ -49,8 +51,13 @@ class TransposedWeights:
         self._copies = {key: entry for key, entry in self._copies.items() if not entry[0].requires_grad}
 
     @contextlib.contextmanager
-    def active(self, model: nn.Module) -> Iterator[None]:
-        """Inside it, ``model``'s float32 CPU linear layers multiply by the transposed copies (without gradients)."""
+    def installed(self, model: nn.Module) -> Iterator[None]:
+        """Inside it, ``model``'s float32 CPU linear layers can multiply by the copies: while :meth:`switched_on`.
+
+        Installing walks the model's modules and sets a forward on each linear layer, which costs about as much as
+        a small layer's product: the sampler installs once per batch and switches on around each of its own passes,
+        so that another user of the same model object in between (a critic that is the policy) runs it as it is.
+        """
         layers = [
             module
             for module in model.modules()
@@ -59,24 +66,39 @@ class TransposedWeights:
             and module.weight.dtype == torch.float32
             and "forward" not in vars(module)
         ]
-        for module in layers:
-            module.forward = _TransposedForward(self, module)
+        for module in layers:  # the instance's own attribute, without nn.Module.__setattr__'s checks
+            vars(module)["forward"] = _TransposedForward(self, module)
         try:
             yield
         finally:
             for module in layers:
                 vars(module).pop("forward", None)
 
+    @contextlib.contextmanager
+    def switched_on(self) -> Iterator[None]:
+        """Inside it, the layers of :meth:`installed` use the copies (outside it they run as they are)."""
+        previous, self.on = self.on, True
+        try:
+            yield
+        finally:
+            self.on = previous
+
+    @contextlib.contextmanager
+    def active(self, model: nn.Module) -> Iterator[None]:
+        """Inside it, ``model``'s float32 CPU linear layers multiply by the transposed copies (without gradients)."""
+        with self.installed(model), self.switched_on():
+            yield
+
 
 class _TransposedForward:
-    """A linear layer's forward through :class:`TransposedWeights` (the plain one when gradients are on)."""
+    """A linear layer's forward through :class:`TransposedWeights` (plain when switched off or with gradients)."""
 
     def __init__(self, weights: TransposedWeights, module: nn.Linear) -> None:
         self.weights, self.module = weights, module
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         module = self.module
-        if torch.is_grad_enabled() or x.dtype != torch.float32:
+        if not self.weights.on or torch.is_grad_enabled() or x.dtype != torch.float32:
             return nn.functional.linear(x, module.weight, module.bias)
         out = x @ self.weights.transposed(module.weight)
         return out if module.bias is None else out + module.bias

@@ -270,9 +270,14 @@ def token_logprobs(
 
 
 def token_entropy(logits: torch.Tensor, support: torch.Tensor | None, temperature: float, vocab: int) -> torch.Tensor:
-    """Entropy (nats) of the sampling distribution at each position."""
+    """Entropy (nats) of the sampling distribution at each position.
+
+    Outside ``support`` the log-probability is -inf and its term 0; with the full vocabulary no term needs masking
+    (a finite logit has a finite log-probability), which spares a pass over every position's vocabulary.
+    """
     logp = _log_distribution(logits, support, temperature, vocab)
-    return -(logp.exp() * logp.masked_fill(~torch.isfinite(logp), 0.0)).sum(-1)
+    terms = logp.exp() * (logp if support is None else logp.masked_fill(~support, 0.0))
+    return -terms.sum(-1)
 
 
 @torch.no_grad()

@@ -164,62 +164,65 @@ def collect(
     active = np.ones(num, dtype=bool)
 
     chunks: list[torch.Tensor] = []
+    installed = contextlib.ExitStack()  # the transposed layers stay in place, switched on for the sampler's passes
     if decode is not None:
         decode.forget_trainable()  # the policy may have trained since the last batch
+        installed.enter_context(decode.installed(model))
 
     def forward(**kwargs):
         with contextlib.ExitStack() as stack:
             if trunk is not None:
                 stack.enter_context(trunk.recording(model, chunks))
             if decode is not None:
-                stack.enter_context(decode.active(model))
+                stack.enter_context(decode.switched_on())
             return model(use_cache=True, **kwargs)
 
-    attention = context_mask.clone()
-    last = torch.tensor([attention.shape[1] - 1], device=device)  # an index, not a count: see causal_lm_forward
-    repeats = shared_rows(context_ids, context_mask) if share_prompts else None
-    heads = slice(None) if repeats is None else repeats[0]
-    out = forward(
-        input_ids=context_ids[heads],
-        attention_mask=attention[heads],
-        position_ids=positions(attention[heads]),
-        logits_to_keep=last,
-    )
-    last_logits, cache = out.logits[:, -1], output_cache(out)
-    if repeats is not None:  # every row gets its prompt's pass
-        inverse = repeats[1]
-        last_logits, cache = last_logits[inverse], select_rows(cache, inverse)
-        if chunks:
-            chunks[-1] = chunks[-1][inverse]
-    for t in range(max_new):
-        logits = filter_logits(last_logits[:, :vocab], temperature, top_k, top_p)
-        if support is not None:
-            support[:, t] = torch.isfinite(logits)
-        actions = sample(logits.softmax(-1).cpu(), generator)
-        actions[torch.as_tensor(~active)] = pad  # idle rows ignore their action
-        _, step_rewards, terminations, truncations, step_infos = envs.step(actions.numpy())
-        tokens[active, t] = actions[torch.as_tensor(active)]
-        valid[active, t] = True
-        rewards[active, t] = torch.as_tensor(step_rewards[active], dtype=torch.float32)
-        for i in np.flatnonzero((terminations | truncations) & active):
-            info = row_info(step_infos, i)
-            infos[i], completions[i], prompts[i] = info, info["completion"], info["prompt"]
-            extrinsic[i] = info["extrinsic_score"]
-            critic_reward[i] = info.get("critic_reward", 0.0)
-            terminated[i] = not info.get("length_limit", False)  # ended at end-of-sequence
-            if credit_token_rewards and "token_rewards" in info:
-                _credit(rewards, i, info["token_rewards"])
-            active[i] = False
-        if not active.any():
-            break
-        attention = torch.cat([attention, torch.ones((num, 1), dtype=attention.dtype, device=device)], dim=1)
+    with installed:
+        attention = context_mask.clone()
+        last = torch.tensor([attention.shape[1] - 1], device=device)  # an index, not a count: see causal_lm_forward
+        repeats = shared_rows(context_ids, context_mask) if share_prompts else None
+        heads = slice(None) if repeats is None else repeats[0]
         out = forward(
-            input_ids=actions.view(-1, 1).to(device),
-            attention_mask=attention,
-            position_ids=attention.sum(-1, keepdim=True) - 1,
-            **with_cache(model, cache),
+            input_ids=context_ids[heads],
+            attention_mask=attention[heads],
+            position_ids=positions(attention[heads]),
+            logits_to_keep=last,
         )
         last_logits, cache = out.logits[:, -1], output_cache(out)
+        if repeats is not None:  # every row gets its prompt's pass
+            inverse = repeats[1]
+            last_logits, cache = last_logits[inverse], select_rows(cache, inverse)
+            if chunks:
+                chunks[-1] = chunks[-1][inverse]
+        for t in range(max_new):
+            logits = filter_logits(last_logits[:, :vocab], temperature, top_k, top_p)
+            if support is not None:
+                support[:, t] = torch.isfinite(logits)
+            actions = sample(logits.softmax(-1).cpu(), generator)
+            actions[torch.as_tensor(~active)] = pad  # idle rows ignore their action
+            _, step_rewards, terminations, truncations, step_infos = envs.step(actions.numpy())
+            tokens[active, t] = actions[torch.as_tensor(active)]
+            valid[active, t] = True
+            rewards[active, t] = torch.as_tensor(step_rewards[active], dtype=torch.float32)
+            for i in np.flatnonzero((terminations | truncations) & active):
+                info = row_info(step_infos, i)
+                infos[i], completions[i], prompts[i] = info, info["completion"], info["prompt"]
+                extrinsic[i] = info["extrinsic_score"]
+                critic_reward[i] = info.get("critic_reward", 0.0)
+                terminated[i] = not info.get("length_limit", False)  # ended at end-of-sequence
+                if credit_token_rewards and "token_rewards" in info:
+                    _credit(rewards, i, info["token_rewards"])
+                active[i] = False
+            if not active.any():
+                break
+            attention = torch.cat([attention, torch.ones((num, 1), dtype=attention.dtype, device=device)], dim=1)
+            out = forward(
+                input_ids=actions.view(-1, 1).to(device),
+                attention_mask=attention,
+                position_ids=attention.sum(-1, keepdim=True) - 1,
+                **with_cache(model, cache),
+            )
+            last_logits, cache = out.logits[:, -1], output_cache(out)
     length = int(valid.sum(1).max())
     trunk_states = torch.cat(chunks, dim=1)[:, : context_ids.shape[1] + length - 1] if chunks else None
     return Batch(
