@@ -84,7 +84,7 @@ def main() -> None:
         shutil.copy(out / "comparison.png", RESULTS / "main_job_seeds.png")
 
 
-ROUNDING_ONLY = ("transposed_decode", "share_prompts")
+ROUNDING_ONLY = ("transposed_decode", "share_prompts", "sampler_scores")
 """Settings that change float rounding only, not the method: a run stored before one existed still has the main
 job's settings."""
 

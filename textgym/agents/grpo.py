@@ -74,6 +74,10 @@ class GRPO(GroupAgent):
 
     config: GRPOConfig
 
+    def scores_before_update(self) -> bool:
+        """With more than one step per batch the old log-probs come from a scoring pass (or the sampler)."""
+        return not (self.config.epochs == 1 and self.config.minibatches == 1)
+
     def update(self, batch: Batch) -> dict[str, float]:
         """Group-relative advantages, then clipped surrogate steps with a k3 KL penalty to the reference."""
         c = self.config

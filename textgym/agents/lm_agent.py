@@ -64,6 +64,10 @@ class LMAgentConfig:
         share_prompts: Rows that share a prompt run it once: in the sampler's first pass, and in GRPO's and
             RLOO's passes over their groups (one packed row per prompt; see :mod:`textgym.agents.shared_prompts`).
             The same logits up to float rounding.
+        sampler_scores: An update that scores the batch before its first step (LM-PPO; GRPO with several steps)
+            takes the old log-probabilities and values from the sampler's own passes (the distribution each token
+            was drawn from, and the value head on the last hidden state there) instead of running the policy over
+            the batch again. The same numbers up to float rounding.
     """
 
     env_id: str = "TextSentiment-critic-v0"
@@ -91,6 +95,7 @@ class LMAgentConfig:
     eval_every: int = 5
     transposed_decode: bool = True
     share_prompts: bool = True
+    sampler_scores: bool = True
 
     def __post_init__(self) -> None:
         checks = {
@@ -143,6 +148,9 @@ class LMAgent:
         self.vocab = self.envs.single_action_space.n
         self.generator = torch.Generator().manual_seed(config.seed)
         self.decode = TransposedWeights() if config.transposed_decode else None
+        self.policy_version = 0
+        """Moves whenever the policy's weights may change (optimizer steps, loading): a batch sampled at another
+        version has stale sampler scores (``Batch.policy_version``)."""
         self.shuffle = torch.Generator().manual_seed(config.seed + 1)
         self.kl = KLController(config.kl_coef, config.target_kl, config.kl_horizon, config.num_envs, config.iterations)
         self.iteration = 0
@@ -213,10 +221,21 @@ class LMAgent:
     def rollout(self, seeds: list[int]) -> Batch:
         """Samples one batch of episodes with the current policy (recording the shared trunk)."""
         c = self.config
-        return collect(
+        batch = collect(
             self.envs, self.policy.lm, self.generator, seeds, c.temperature, c.top_k, c.top_p, trunk=self.trunk,
             decode=self.decode, share_prompts=c.share_prompts,
+            behaviour=c.sampler_scores and c.temperature > 0 and self.scores_before_update(),
         )  # fmt: skip
+        batch.policy_version = self.policy_version
+        return batch
+
+    def scores_before_update(self) -> bool:
+        """Whether :meth:`update` runs :meth:`score_batch` (the sampler then keeps what it needs)."""
+        return False
+
+    def values_at(self, hidden: torch.Tensor) -> torch.Tensor | None:
+        """The value head on last hidden states (None for an agent without one)."""
+        return self.policy.value_head(hidden.float()).squeeze(-1)
 
     def logprobs(self, batch: Batch, model_logits: torch.Tensor) -> torch.Tensor:
         """The policy's per-token log-probabilities of the batch's tokens (over the sampling support)."""
@@ -242,10 +261,18 @@ class LMAgent:
 
     @torch.no_grad()
     def score_batch(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Old log-probs and values of the policy, reference log-probs, and the per-token KL estimate."""
+        """Old log-probs and values of the policy, reference log-probs, and the per-token KL estimate.
+
+        The policy's part comes from the sampler when it kept it (``Batch.behaviour_logprobs``, see
+        ``sampler_scores``) and the policy has not changed since, else from a pass over the batch.
+        """
         start = time.perf_counter()
-        logits, values = self.forward(batch)
-        old = self.logprobs(batch, logits)
+        kept = batch.behaviour_logprobs is not None and batch.last_hidden is not None
+        if kept and batch.policy_version == self.policy_version:
+            old, values = batch.behaviour_logprobs, self.values_at(batch.last_hidden)
+        else:
+            logits, values = self.forward(batch)
+            old = self.logprobs(batch, logits)
         self.score_seconds += time.perf_counter() - start
         ref = self.ref_logprobs(batch)
         valid = batch.valid.float()
@@ -297,6 +324,7 @@ class LMAgent:
             shuffle: Shuffle the rows each pass.
         """
         guard = StepGuard(self, self.config.max_update_kl)
+        self.policy_version += 1  # from here on the weights move: batches sampled before are off-policy
         rows = len(batch.completions)
         size = max(1, rows // minibatches)
         behaviour = old_logprobs if old_logprobs is not None else torch.zeros_like(batch.rewards)
@@ -429,6 +457,7 @@ class LMAgent:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restores :meth:`state_dict`'s output."""
         missing, unexpected = self.policy.load_state_dict(state["policy"], strict=False)
+        self.policy_version += 1
         trainable = set(self.policy.trainable_state())
         if unexpected or trainable - set(state["policy"]):
             raise ValueError(f"The checkpoint does not match this policy (unexpected {unexpected[:3]}).")

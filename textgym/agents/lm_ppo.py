@@ -158,6 +158,10 @@ class LMPPO(LMAgent):
         self.optimizer = self.make_optimizer()
         self.value_moments = RunningMoments()
 
+    def scores_before_update(self) -> bool:
+        """LM-PPO needs the old log-probs and values of every row before its first step."""
+        return True
+
     def update(self, batch: Batch) -> dict[str, float]:
         """KL-penalised rewards, GAE, then clipped PPO epochs over minibatches of episodes."""
         c = self.config

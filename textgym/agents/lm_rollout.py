@@ -33,7 +33,12 @@ class Batch:
     after each row's end; ``valid`` marks the real ones; ``rewards`` the per-token rewards; ``support`` the
     sampling support of each step (None without top-k / top-p); ``trunk`` the shared frozen layers' output at the
     positions of :attr:`inputs` (None without a shared trunk); ``terminated`` which episodes ended at
-    end-of-sequence rather than at the length limit (``info["length_limit"]``). Tensors live on the model's device.
+    end-of-sequence rather than at the length limit (``info["length_limit"]``). With ``collect(behaviour=True)``,
+    ``behaviour_logprobs`` holds each token's log-probability under the distribution it was drawn from and
+    ``last_hidden`` the model's last hidden state at the position that predicted it (the sampler's own passes:
+    what a scoring pass over the batch would compute, up to float rounding); ``policy_version`` is the agent's
+    :attr:`~textgym.agents.lm_agent.LMAgent.policy_version` when it sampled the batch. Tensors live on the model's
+    device.
     """
 
     context_ids: torch.Tensor
@@ -49,6 +54,9 @@ class Batch:
     infos: list[dict[str, Any]] = field(default_factory=list)
     trunk: torch.Tensor | None = None
     terminated: np.ndarray | None = None
+    behaviour_logprobs: torch.Tensor | None = None
+    last_hidden: torch.Tensor | None = None
+    policy_version: int | None = None
 
     @property
     def sequences(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,6 +98,9 @@ class Batch:
             [],
             trunk=None if self.trunk is None else self.trunk[index],
             terminated=None if self.terminated is None else self.terminated[cpu],
+            behaviour_logprobs=None if self.behaviour_logprobs is None else self.behaviour_logprobs[index],
+            last_hidden=None if self.last_hidden is None else self.last_hidden[index],
+            policy_version=self.policy_version,
         )
 
 
@@ -117,6 +128,7 @@ def collect(
     trunk: SharedTrunk | None = None,
     decode: TransposedWeights | None = None,
     share_prompts: bool = True,
+    behaviour: bool = False,
 ) -> Batch:
     """Runs one episode in every row of ``envs`` (reset with ``seeds``) and returns the batch.
 
@@ -141,6 +153,8 @@ def collect(
         share_prompts: Run the first pass once per distinct prompt and copy its cache, logits and trunk states to
             the rows that repeat it (a group agent's batch; see :mod:`textgym.agents.shared_prompts`). The same
             distribution up to float rounding.
+        behaviour: Keep each token's sampling log-probability and the last hidden state before it
+            (``Batch.behaviour_logprobs``, ``Batch.last_hidden``), so that an update needs no scoring pass.
     """
     num = envs.num_envs
     device = next(model.parameters()).device
@@ -162,6 +176,10 @@ def collect(
     terminated = np.zeros(num, dtype=bool)
     completions, prompts, infos = [""] * num, [""] * num, [{} for _ in range(num)]
     active = np.ones(num, dtype=bool)
+    drawn = torch.zeros((num, max_new), device=device) if behaviour else None
+    hidden = (
+        torch.zeros((num, max_new, model.config.get_text_config().hidden_size), device=device) if behaviour else None
+    )
 
     chunks: list[torch.Tensor] = []
     installed = contextlib.ExitStack()  # the transposed layers stay in place, switched on for the sampler's passes
@@ -175,7 +193,7 @@ def collect(
                 stack.enter_context(trunk.recording(model, chunks))
             if decode is not None:
                 stack.enter_context(decode.switched_on())
-            return model(use_cache=True, **kwargs)
+            return model(use_cache=True, output_hidden_states=behaviour, **kwargs)
 
     with installed:
         attention = context_mask.clone()
@@ -189,9 +207,11 @@ def collect(
             logits_to_keep=last,
         )
         last_logits, cache = out.logits[:, -1], output_cache(out)
+        last_state = out.hidden_states[-1][:, -1] if behaviour else None
         if repeats is not None:  # every row gets its prompt's pass
             inverse = repeats[1]
             last_logits, cache = last_logits[inverse], select_rows(cache, inverse)
+            last_state = None if last_state is None else last_state[inverse]
             if chunks:
                 chunks[-1] = chunks[-1][inverse]
         for t in range(max_new):
@@ -199,6 +219,9 @@ def collect(
             if support is not None:
                 support[:, t] = torch.isfinite(logits)
             actions = sample(logits.softmax(-1).cpu(), generator)
+            if behaviour:  # as token_logprobs computes it from a scoring pass's logits
+                drawn[:, t] = logits.float().log_softmax(-1).gather(-1, actions.to(device).view(-1, 1)).squeeze(-1)
+                hidden[:, t] = last_state
             actions[torch.as_tensor(~active)] = pad  # idle rows ignore their action
             _, step_rewards, terminations, truncations, step_infos = envs.step(actions.numpy())
             tokens[active, t] = actions[torch.as_tensor(active)]
@@ -223,6 +246,7 @@ def collect(
                 **with_cache(model, cache),
             )
             last_logits, cache = out.logits[:, -1], output_cache(out)
+            last_state = out.hidden_states[-1][:, -1] if behaviour else None
     length = int(valid.sum(1).max())
     trunk_states = torch.cat(chunks, dim=1)[:, : context_ids.shape[1] + length - 1] if chunks else None
     return Batch(
@@ -239,6 +263,8 @@ def collect(
         infos,
         trunk=trunk_states,
         terminated=terminated,
+        behaviour_logprobs=None if drawn is None else drawn[:, :length] * valid[:, :length].to(device),
+        last_hidden=None if hidden is None else hidden[:, :length],
     )
 
 
