@@ -15,6 +15,15 @@ def _one_torch_thread():
     torch.set_num_threads(previous)
 
 
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    """A tiny config-built causal LM with the real tokenizer, saved in a folder of its own for each test module (so
+    no module sees a model another one loaded and changed): the folder's path."""
+    from tests.tiny_model import save_tiny_causal_lm
+
+    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny")))
+
+
 @pytest.fixture(scope="session")
 def tiny_lm_folder(tmp_path_factory):
     """A tiny config-built causal LM with the real tokenizer, saved once, whose few-shot margins vary between texts

@@ -5,17 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.tiny_model import save_tiny_causal_lm
 from textgym.agents.grpo import GRPO, GRPOConfig
 from textgym.agents.lm_ppo import LMPPO, LMPPOConfig
 from textgym.agents.rloo import RLOO, RLOOConfig
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-cuda")))
 
 
 def settings(tiny, **overrides):

@@ -7,18 +7,12 @@ import pytest
 import torch
 from stable_baselines3 import PPO
 
-from tests.tiny_model import save_tiny_causal_lm
 from textgym.agents.sb3 import EpisodeRolloutBuffer, TextGymLMPolicy
 from textgym.models import load_causal_lm
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 EVERY_TOKEN_EARNS = {"default_reward": 0.1, "label_rewards": {"toxic": 0.1}}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-cuda-sb3")))
 
 
 def make(tiny: str) -> gym.Env:

@@ -37,3 +37,13 @@ def save_tiny_causal_lm(folder: Path, seed: int = 0, **overrides) -> Path:
     LlamaForCausalLM(tiny_llama_config(tokenizer, **overrides)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def tiny_agent(folder: str, cls, config, **overrides):
+    """An LM agent of class ``cls`` (with its config class) on the tiny model in ``folder``: 4 envs of the detox
+    task with its critic, 6 new tokens, 1 frozen layer, no evaluation, on the CPU; ``overrides`` set any field."""
+    settings = {
+        "env_id": "TextDetox-critic-v0", "model": folder, "num_envs": 4, "iterations": 2, "freeze_layers": 1,
+        "eval_episodes": 0, "device": "cpu", "env_kwargs": {"max_new_tokens": 6},
+    }  # fmt: skip
+    return cls(config(**{**settings, **overrides}))

@@ -10,18 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from tests.tiny_model import save_tiny_causal_lm
 from textgym.agents.lm_eval import evaluate_lm, make_eval_envs
 from textgym.agents.lm_ppo import LMPPO, LMPPOConfig
 from textgym.agents.lm_rollout import collect
 from textgym.models import load_causal_lm
 
 DETOX = "TextDetox-critic-v0"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-soundness")))
 
 
 def config(tiny: str, **overrides) -> LMPPOConfig:

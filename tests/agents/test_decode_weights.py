@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 from torch import nn
 
-from tests.tiny_model import save_tiny_causal_lm
 from textgym.agents.decode_weights import TransposedWeights
 from textgym.agents.grpo import GRPO, GRPOConfig
 from textgym.lm_compat import output_cache, with_cache
 from textgym.models import load_causal_lm
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-decode")))
 
 
 def patched(model: nn.Module) -> list[nn.Module]:

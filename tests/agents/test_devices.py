@@ -5,18 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.tiny_model import save_tiny_causal_lm
 from textgym.agents.grpo import GRPO, GRPOConfig
 from textgym.agents.lm_ppo import LMPPO, LMPPOConfig
 from textgym.devices import resolve_device, resolve_dtype
 from textgym.error import SettingsError, UnknownNameError
 
 NO_CUDA = not torch.cuda.is_available()
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-devices")))
 
 
 def settings(tiny, **overrides):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.tiny_model import save_tiny_causal_lm
 from textgym.agents.group import group_advantages, returns_to_go
 from textgym.agents.grpo import GRPO, GRPOConfig, k3_kl
 from textgym.agents.rloo import RLOO, RLOOConfig
@@ -13,11 +12,6 @@ from textgym.error import SettingsError
 
 REWARDS = torch.tensor([[0.5, 0.0, 1.0], [0.0, 0.5, 0.0], [0.0, 0.0, 2.0], [1.0, 0.0, 0.0]])
 VALID = torch.tensor([[True, True, True], [True, True, False], [True, True, True], [True, False, False]])
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-grpo")))
 
 
 def grpo_config(tiny, **overrides):

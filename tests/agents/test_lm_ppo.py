@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 
-from tests.tiny_model import save_tiny_causal_lm
 from textgym.agents.lm_policy import LMPolicy, filter_logits, token_logprobs
 from textgym.agents.lm_ppo import LMPPO, LMPPOConfig, gae, kl_penalised_rewards
 from textgym.agents.rloo import RLOO, RLOOConfig, leave_one_out_advantages
@@ -15,11 +14,6 @@ from textgym.models import load_causal_lm
 
 DETOX = "TextDetox-critic-v0"
 EVERY_TOKEN_EARNS = {"default_reward": 0.1, "label_rewards": {"toxic": 0.1}}  # flagged or not, 0.1 a token
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-policy")))
 
 
 def config(tiny: str, cls=LMPPOConfig, **overrides):

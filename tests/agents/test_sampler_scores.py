@@ -7,22 +7,13 @@ import dataclasses
 import pytest
 import torch
 
-from tests.tiny_model import save_tiny_causal_lm
+from tests.tiny_model import tiny_agent
 from textgym.agents.grpo import GRPO, GRPOConfig
 from textgym.agents.lm_ppo import LMPPO, LMPPOConfig
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-sampler-scores")))
-
-
 def agent(tiny, cls=LMPPO, config=LMPPOConfig, **overrides):
-    settings = {
-        "env_id": "TextDetox-critic-v0", "model": tiny, "num_envs": 4, "iterations": 2, "freeze_layers": 1,
-        "eval_episodes": 0, "device": "cpu", "env_kwargs": {"max_new_tokens": 6},
-    }  # fmt: skip
-    return cls(config(**{**settings, **overrides}))
+    return tiny_agent(tiny, cls, config, **overrides)
 
 
 def without_sampler_scores(batch):

@@ -10,16 +10,10 @@ from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from tests.tiny_model import save_tiny_causal_lm
 from textgym.agents import sb3
 from textgym.agents.sb3 import EpisodeRolloutBuffer, TextGymLMPolicy, TokenRewardCredit, prefix_groups
 
 EVERY_TOKEN_EARNS = {"default_reward": 0.1, "label_rewards": {"toxic": 0.1}}  # flagged or not, 0.1 a token
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-sb3")))
 
 
 class Recorder(BaseCallback):

@@ -7,18 +7,12 @@ import logging
 import pytest
 import torch
 
-from tests.tiny_model import save_tiny_causal_lm
 from textgym.agents import shared_prompts
 from textgym.agents.grpo import GRPO, GRPOConfig
 from textgym.agents.lm_agent import LMAgent
 from textgym.agents.rloo import RLOO, RLOOConfig
 from textgym.left_padding import shared_rows
 from textgym.models import DEFAULT_POLICY_MODEL
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-shared-prompts")))
 
 
 def make(tiny, cls=GRPO, config=GRPOConfig, **overrides):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
-from tests.tiny_model import save_tiny_causal_lm
+from tests.tiny_model import tiny_agent
 from textgym.agents.lm_policy import LMPolicy, SharedTrunk, causal_lm_forward
 from textgym.agents.lm_ppo import LMPPO, LMPPOConfig
 from textgym.agents.rloo import RLOO, RLOOConfig
@@ -13,17 +12,8 @@ from textgym.left_padding import positions
 from textgym.models import load_causal_lm
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-trunk")))
-
-
 def agent(tiny, cls=LMPPO, config=LMPPOConfig, **overrides):
-    settings = {
-        "env_id": "TextDetox-critic-v0", "model": tiny, "num_envs": 4, "iterations": 2, "freeze_layers": 1,
-        "eval_episodes": 2, "device": "cpu", "env_kwargs": {"max_new_tokens": 6},
-    }  # fmt: skip
-    return cls(config(**{**settings, **overrides}))
+    return tiny_agent(tiny, cls, config, **{"eval_episodes": 2, **overrides})
 
 
 def full_pass(model, batch):

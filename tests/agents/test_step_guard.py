@@ -5,15 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.tiny_model import save_tiny_causal_lm
 from textgym.agents.grpo import GRPO, GRPOConfig
 from textgym.agents.lm_ppo import LMPPO, LMPPOConfig
 from textgym.agents.rloo import RLOO, RLOOConfig
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-guard")))
 
 
 def settings(tiny, **overrides):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny_model import save_tiny_causal_lm
 from textgym import cli_bench
 from textgym.bench import Grid, run_cell, run_grid
 from textgym.error import MissingPackageError, SettingsError, UnknownNameError
@@ -36,11 +35,6 @@ def bench(*argv: str) -> tuple[int, str]:
     with contextlib.redirect_stdout(printed):
         code = args.func(args)
     return code, printed.getvalue()
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-bench")))
 
 
 @pytest.fixture(scope="module")

@@ -7,17 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from tests.tiny_model import save_tiny_causal_lm
 from textgym.cli import main
 from textgym.evaluation import metrics
 from textgym.evaluation.suite import evaluate_policy
 from textgym.scorers.toxicity_bilstm import ToxicityScorer
 from textgym.training import train
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-eval")))
 
 
 def run_eval(tiny: str, policy: str | None = None, **kwargs):

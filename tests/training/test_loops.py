@@ -14,14 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.tiny_model import save_tiny_causal_lm
 from textgym.agents.lm_ppo import LMPPO
 from textgym.training import save_checkpoint, train
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-train")))
 
 
 def settings(tiny: str, **overrides) -> dict:

@@ -8,17 +8,11 @@ import pytest
 import torch
 from stable_baselines3 import A2C, PPO
 
-from tests.tiny_model import save_tiny_causal_lm
 from textgym.agents.lm_ppo import LMPPOConfig
 from textgym.agents.sb3 import EpisodeRolloutBuffer
 from textgym.error import SettingsError, UnknownNameError
 from textgym.training import train
 from textgym.training.sb3_config import SB3Config, SB3PPOConfig
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-sb3-config")))
 
 
 def one_rollout(tiny: str, **overrides) -> dict:
