@@ -62,11 +62,11 @@ class GroupAgent(LMAgent):
             return self.packing.logits(self.policy.lm, batch), None
         return super().forward(batch, detach_value)
 
-    @torch.no_grad()
     def values_at(self, hidden: torch.Tensor) -> None:
         """A group agent has no value head."""
         return None
 
+    @torch.no_grad()
     def reference_logits(self, batch: Batch) -> torch.Tensor:
         """The reference's logits at the batch's generated positions, packed by group where the batch allows it."""
         if self.packing is not None and self.packing.applies(batch):
