@@ -82,7 +82,7 @@ class GRPO(GroupAgent):
         """Group-relative advantages, then clipped surrogate steps with a k3 KL penalty to the reference."""
         c = self.config
         valid = batch.valid
-        on_policy = c.epochs == 1 and c.minibatches == 1
+        on_policy = not self.scores_before_update()
         if on_policy:  # the old log-probs are the step's own forward pass's, detached
             old, ref = None, self.ref_logprobs(batch)
         else:  # one scoring pass gives both

@@ -235,7 +235,7 @@ class LMAgent:
 
     def values_at(self, hidden: torch.Tensor) -> torch.Tensor | None:
         """The value head on last hidden states (None for an agent without one)."""
-        return self.policy.value_head(hidden.float()).squeeze(-1)
+        return self.policy.values(hidden)
 
     def logprobs(self, batch: Batch, model_logits: torch.Tensor) -> torch.Tensor:
         """The policy's per-token log-probabilities of the batch's tokens (over the sampling support)."""

@@ -238,9 +238,12 @@ class LMPolicy(nn.Module):
         generated tokens. ``detach_value`` stops the value loss's gradient at the value head.
         """
         out = causal_lm_forward(self.lm, input_ids, attention_mask, length, trunk, shared, hidden=True)
-        last = out.hidden_states[-1][:, -length:].float()
-        values = self.value_head(last.detach() if detach_value else last).squeeze(-1)
-        return out.logits, values
+        last = out.hidden_states[-1][:, -length:]
+        return out.logits, self.values(last.detach() if detach_value else last)
+
+    def values(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The value head on last hidden states ``(rows, positions, hidden)``: ``(rows, positions)``, float32."""
+        return self.value_head(hidden.float()).squeeze(-1)
 
 
 def _log_distribution(
