@@ -1,14 +1,16 @@
-"""Why the LM agents sample with transposed weights on a CPU: the product's speed by weight layout, side by side.
+"""Why the LM agents sample with copies of the weights laid out for few rows: the product's speed by layout.
 
 Two parts, each timed in this one process with the layouts taking turns (best of ``--rounds`` rounds, process CPU
 time, one torch thread):
 
 - **products**: ``F.linear(x, W)`` (torch's ``[out, in]`` weight, multiplied as ``x @ W.T``) against ``x @ W_t``
-  (a contiguous ``[in, out]`` copy) for each linear shape of SmolLM2-135M, at 1 row (an evaluation at batch 1),
-  8 rows (a sampling step of 8 envs), 32 and 240 rows (a prompt's first pass).
+  (a contiguous ``[in, out]`` copy) and oneDNN's product with its packed copy of ``W``, for each linear shape of
+  SmolLM2-135M, at 1 row (an evaluation at batch 1), 8 rows (a sampling step of 8 envs), 32 and 240 rows (a
+  prompt's first pass). One weight again and again, so it stays in the caches: the layouts' arithmetic, not the
+  memory's (``benchmarks/results/speed_floor.md`` streams every weight).
 - **decode step**: one KV-cached token step of the whole SmolLM2-135M at ``--batch`` rows after a 24-token prompt,
-  plain and inside :meth:`textgym.agents.decode_weights.TransposedWeights.active`, and the largest difference of
-  their logits.
+  plain and inside :meth:`textgym.agents.decode_weights.TransposedWeights.active` with each layout, and the largest
+  difference of their logits from the plain step's.
 
 Usage: ``python benchmarks/decode_layout.py [--rounds 5] [--batch 8]``
 """
@@ -22,7 +24,7 @@ from collections.abc import Callable
 import torch
 from report import write
 
-from textgym.agents.decode_weights import TransposedWeights
+from textgym.agents.decode_weights import TransposedWeights, packed_products
 from textgym.lm_compat import output_cache, with_cache
 from textgym.models import load_causal_lm
 
@@ -52,28 +54,30 @@ def best_ms(runs: dict[str, Callable[[], object]], rounds: int, repeat: int) -> 
 
 def products(rounds: int) -> list[dict]:
     rows = []
+    packed = packed_products()
     for name, (out_features, in_features) in SHAPES.items():
         weight = torch.randn(out_features, in_features)
-        transposed = weight.t().contiguous()
+        layer = torch.nn.Linear(in_features, out_features, bias=False)
+        layer.weight.data = weight
+        transposed, copies = weight.t().contiguous(), TransposedWeights(rows=8)
         for count in (1, 8, 32, 240):
             x = torch.randn(count, in_features)
             repeat = max(3, int(2e8 / (count * out_features * in_features)))
-            ms = best_ms(
-                {
-                    "plain": lambda x=x, w=weight: torch.nn.functional.linear(x, w),
-                    "transposed": lambda x=x, w=transposed: x @ w,
-                },
-                rounds,
-                repeat,
-            )
+            runs = {
+                "plain": lambda x=x, w=weight: torch.nn.functional.linear(x, w),
+                "transposed": lambda x=x, w=transposed: x @ w,
+            }
+            if packed:
+                runs["packed"] = lambda x=x, c=copies, m=layer: c.product(x, m)
+            ms = best_ms(runs, rounds, repeat)
             rows.append(
                 {
                     "part": "product",
                     "what": f"{name} {out_features}x{in_features}",
                     "rows": count,
-                    "plain ms": ms["plain"],
-                    "transposed ms": ms["transposed"],
+                    **{f"{layout} ms": ms.get(layout, float("nan")) for layout in ("plain", "transposed", "packed")},
                     "plain / transposed": ms["plain"] / ms["transposed"],
+                    "plain / packed": ms["plain"] / ms["packed"] if packed else float("nan"),
                 }
             )
     return rows
@@ -86,26 +90,33 @@ def decode_step(rounds: int, batch: int) -> dict:
     prompt = torch.randint(0, model.config.vocab_size, (batch, 24), generator=generator)
     token = torch.randint(0, model.config.vocab_size, (batch, 1), generator=generator)
     cache = output_cache(model(input_ids=prompt, use_cache=True))
-    weights = TransposedWeights()
+    layouts = {"transposed": TransposedWeights(rows=1), "packed": TransposedWeights(rows=batch)}
+    if not layouts["packed"].packed:
+        del layouts["packed"]
 
     def step():
         logits = model(input_ids=token, use_cache=True, **with_cache(model, cache)).logits
         cache.crop(-1)  # back to the prompt's cache for the next call
         return logits
 
-    def fast():
-        with weights.active(model):
-            return step()
+    def through(weights):
+        def run():
+            with weights.active(model):
+                return step()
 
-    difference = float((step() - fast()).abs().max())
-    ms = best_ms({"plain": step, "transposed": fast}, rounds, 5)
+        return run
+
+    runs = {"plain": step, **{layout: through(weights) for layout, weights in layouts.items()}}
+    reference = step()
+    difference = max(float((reference - run()).abs().max()) for run in runs.values())
+    ms = best_ms(runs, rounds, 5)
     return {
         "part": "decode step",
         "what": f"SmolLM2-135M, one KV-cached token after 24 (max logit difference {difference:.1e})",
         "rows": batch,
-        "plain ms": ms["plain"],
-        "transposed ms": ms["transposed"],
+        **{f"{layout} ms": ms.get(layout, float("nan")) for layout in ("plain", "transposed", "packed")},
         "plain / transposed": ms["plain"] / ms["transposed"],
+        "plain / packed": ms["plain"] / ms["packed"] if "packed" in ms else float("nan"),
     }
 
 
@@ -120,9 +131,11 @@ def main() -> None:
         "decode_layout",
         rows,
         notes="plain: torch's nn.Linear (F.linear with the [out, in] weight); transposed: x @ W_t with a contiguous "
-        "[in, out] copy, as textgym's sampler runs (textgym/agents/decode_weights.py). Best of the rounds, the two "
-        "taking turns in each, process CPU ms per call, one torch thread. The decode step starts from the same prompt "
-        "cache every call (the cache is cropped back after each step).",
+        "[in, out] copy; packed: oneDNN's product with its packed copy of the weight (torch.ops.mkldnn), what "
+        "textgym's sampler runs for more than one row where torch has it (textgym/agents/decode_weights.py). Best of "
+        "the rounds, the layouts taking turns in each, process CPU ms per call, one torch thread. Products: one weight "
+        "again and again (it stays in the caches). The decode step starts from the same prompt cache every call (the "
+        "cache is cropped back after each step); every linear layer of its 8-row step uses the layout.",
     )
 
 

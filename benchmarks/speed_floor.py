@@ -66,28 +66,30 @@ def machine(model_name: str) -> dict[str, float]:
     big = torch.randn(2**27)  # 0.5 GB
     read = big.numel() * 4 / best(lambda: big.sum()) / 1e9
     lm = load_causal_lm(model_name)
-    copies = TransposedWeights()
-    weights = list({id(m.weight): m.weight for m in lm.modules() if isinstance(m, nn.Linear)}.values())
-    transposed = [copies.transposed(w) for w in weights]
-    x = torch.randn(8, lm.config.hidden_size)
-    wide = torch.randn(8, max(w.shape[1] for w in weights))
-    inputs = [x if w.shape[0] == x.shape[1] else wide[:, : w.shape[0]].contiguous() for w in transposed]
-    weight_bytes = sum(w.numel() * w.element_size() for w in weights)
-    stream = weight_bytes / best(lambda: [i @ w for i, w in zip(inputs, transposed, strict=True)]) / 1e9
-    rates = {"peak_gflops": peak, "read_gbs": read, "stream_gbs": stream, "weight_gb": weight_bytes / 1e9}
-    # The same products through the other kernels at hand: one row (a matrix-vector product), oneDNN with its
-    # packed weights (torch's private ops, as its compiler uses them), numpy's OpenBLAS.
-    rows = [i[:1] for i in inputs]
-    rates["one_row_gbs"] = weight_bytes / best(lambda: [i @ w for i, w in zip(rows, transposed, strict=True)]) / 1e9
-    try:
-        packed = [torch.ops.mkldnn._reorder_linear_weight(w.detach(), 8) for w in weights]
-        pointwise = torch.ops.mkldnn._linear_pointwise
-        run = lambda: [pointwise(i, p, None, "none", [], "") for i, p in zip(inputs, packed, strict=True)]  # noqa: E731
-        rates["onednn_gbs"] = weight_bytes / best(run) / 1e9
-    except (AttributeError, RuntimeError):
-        rates["onednn_gbs"] = float("nan")
-    arrays = [(i.numpy(), w.numpy()) for i, w in zip(inputs, transposed, strict=True)]
-    rates["openblas_gbs"] = weight_bytes / best(lambda: [i @ w for i, w in arrays]) / 1e9
+    layers = list({id(m.weight): m for m in lm.modules() if isinstance(m, nn.Linear)}.values())  # tied: once
+    weight_bytes = sum(m.weight.numel() * m.weight.element_size() for m in layers)
+    inputs = [torch.randn(8, m.in_features) for m in layers]
+
+    def rate(product, rows: int = 8) -> float:
+        return weight_bytes / best(lambda: [product(x[:rows], m) for x, m in zip(inputs, layers, strict=True)]) / 1e9
+
+    # The products of every linear layer at 8 rows (one sampling step's), by each kernel at hand: torch's F.linear
+    # (MKL over the [out, in] weight), a transposed copy (MKL), oneDNN's packed copy (what the sampler runs where
+    # torch has it), numpy's OpenBLAS; and one row, a matrix-vector product.
+    transposed = {id(m): m.weight.detach().t().contiguous() for m in layers}
+    packed = TransposedWeights(rows=8)
+    arrays = {id(m): transposed[id(m)].numpy() for m in layers}
+    rates = {
+        "peak_gflops": peak,
+        "read_gbs": read,
+        "weight_gb": weight_bytes / 1e9,
+        "torch_gbs": rate(lambda x, m: nn.functional.linear(x, m.weight)),
+        "transposed_gbs": rate(lambda x, m: x @ transposed[id(m)]),
+        "onednn_gbs": rate(packed.product) if packed.packed else float("nan"),
+        "openblas_gbs": rate(lambda x, m: x.numpy() @ arrays[id(m)]),
+        "one_row_gbs": rate(lambda x, m: x @ transposed[id(m)], rows=1),
+    }
+    rates["sampler_gbs"] = rates["onednn_gbs"] if packed.packed else rates["transposed_gbs"]
     return rates
 
 
@@ -242,10 +244,11 @@ def main() -> None:
         args.name,
         rows,
         notes=f"Machine, one thread: peak product {rates['peak_gflops']:.1f} GFLOP/s, memory read "
-        f"{rates['read_gbs']:.1f} GB/s, the sampler's 8-row products stream the weights ({rates['weight_gb']:.2f} "
-        f"GB) at {rates['stream_gbs']:.1f} GB/s (one row, a matrix-vector product: {rates['one_row_gbs']:.1f} GB/s; "
-        f"8 rows through oneDNN's packed weights: {rates['onednn_gbs']:.1f} GB/s, through numpy's OpenBLAS: "
-        f"{rates['openblas_gbs']:.1f} GB/s). Settings of the TRL comparison: SmolLM2-135M fp32, sentiment "
+        f"{rates['read_gbs']:.1f} GB/s. Every linear layer's product at 8 rows (a sampling step's) streams the "
+        f"weights ({rates['weight_gb']:.2f} GB) at: torch's F.linear {rates['torch_gbs']:.1f} GB/s, a transposed "
+        f"copy {rates['transposed_gbs']:.1f}, oneDNN's packed copy {rates['onednn_gbs']:.1f}, numpy's OpenBLAS "
+        f"{rates['openblas_gbs']:.1f}; the sampler runs {rates['sampler_gbs']:.1f}; one row (a matrix-vector "
+        f"product) {rates['one_row_gbs']:.1f}. Settings of the TRL comparison: SmolLM2-135M fp32, sentiment "
         "train prompts, 8 completions of at most 20 new tokens a step (GRPO 2 prompts x 4), kl 0.05, lr 3e-05 "
         "constant, each agent's own defaults otherwise (LM-PPO 2 epochs x 2 minibatches with its trust region). "
         f"textgym: CPU-s per step over {args.iterations} iterations after a warm-up, then one counted iteration; "

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
-from textgym.agents.decode_weights import TransposedWeights
+from textgym.agents import decode_weights
+from textgym.agents.decode_weights import SMALL_ROWS, TransposedWeights, packed_products
 from textgym.agents.grpo import GRPO, GRPOConfig
 from textgym.lm_compat import output_cache, with_cache
 from textgym.models import load_causal_lm
@@ -34,21 +36,63 @@ def test_a_cached_decode_step_inside_active_gives_the_plain_logits_and_the_layer
 
 def test_a_trained_weight_is_copied_again_after_forget_trainable_and_a_frozen_one_when_written_in_place():
     layer, frozen = nn.Linear(4, 3), nn.Linear(4, 3).requires_grad_(False)
-    weights = TransposedWeights()
-    first = weights.transposed(layer.weight)
+    weights = TransposedWeights(rows=1)  # the transposed layout, whose copies compare with the weights directly
+    assert not weights.packed
+    first = weights.copy(layer.weight)
     assert first.is_contiguous() and torch.equal(first, layer.weight.T)
-    assert weights.transposed(layer.weight) is first and weights.builds == 1  # unchanged: the same copy
+    assert weights.copy(layer.weight) is first and weights.builds == 1  # unchanged: the same copy
     optimizer = torch.optim.Adam(layer.parameters(), lr=0.1, fused=True)  # writes without moving the version
     layer(torch.ones(2, 4)).sum().backward()
     optimizer.step()
-    kept = weights.transposed(frozen.weight)
+    kept = weights.copy(frozen.weight)
     weights.forget_trainable()
-    second = weights.transposed(layer.weight)
+    second = weights.copy(layer.weight)
     assert torch.equal(second, layer.weight.T) and not torch.equal(second, first)
-    assert weights.transposed(frozen.weight) is kept and weights.builds == 3
+    assert weights.copy(frozen.weight) is kept and weights.builds == 3
     with torch.no_grad():
         frozen.weight.add_(1.0)
-    assert torch.equal(weights.transposed(frozen.weight), frozen.weight.T) and weights.builds == 4
+    assert torch.equal(weights.copy(frozen.weight), frozen.weight.T) and weights.builds == 4
+
+
+@pytest.mark.skipif(not packed_products(), reason="this torch has no oneDNN packed products")
+@torch.no_grad()
+def test_packed_copies_give_the_layers_products_and_follow_a_trained_weight():
+    layer = nn.Linear(16, 24)
+    weights = TransposedWeights(rows=8)
+    assert weights.packed
+    x = torch.randn(8, 1, 16)
+    torch.testing.assert_close(weights.product(x, layer), layer(x), atol=1e-5, rtol=1e-5)
+    layer.weight.add_(1.0)  # a step written in place: the copy is made again
+    torch.testing.assert_close(weights.product(x, layer), layer(x), atol=1e-5, rtol=1e-5)
+    assert weights.builds == 2
+
+
+def test_without_working_packed_products_a_store_keeps_the_transposed_layout(monkeypatch):
+    def wrong(x, packed, bias):
+        return torch.zeros(*x.shape[:-1], 24)
+
+    monkeypatch.setattr(decode_weights, "_packed_product", wrong)  # a kernel that gives another product
+    assert not decode_weights.packed_products.__wrapped__()
+
+    def missing(weight):
+        raise RuntimeError("no mkldnn")
+
+    monkeypatch.setattr(decode_weights, "_pack", missing)
+    assert not decode_weights.packed_products.__wrapped__()
+    monkeypatch.setattr(decode_weights, "packed_products", lambda: False)
+    assert not TransposedWeights(rows=8).packed
+
+
+@torch.no_grad()
+def test_long_inputs_run_as_they_are():
+    layer = nn.Linear(4, 3)
+    weights = TransposedWeights()
+    with weights.active(layer):
+        few = layer(torch.ones(SMALL_ROWS, 4))
+        assert weights.builds == 1
+        many = layer(torch.ones(2, SMALL_ROWS, 4))  # a prompt's first pass
+        assert weights.builds == 1
+    torch.testing.assert_close(many[0, 0], few[0], atol=1e-5, rtol=1e-5)
 
 
 def test_with_gradients_on_the_layers_run_as_they_are():

@@ -1,12 +1,20 @@
-"""Faster token-by-token sampling on a CPU: linear layers multiply by a transposed copy of their weights.
+"""Faster token-by-token sampling on a CPU: linear layers multiply by copies of their weights laid out for few rows.
 
-While sampling, each linear layer of the policy sees one row per environment (8 by default). For so few rows,
-MKL's matrix product on a CPU is much faster when the weight is stored as ``[in, out]`` (contiguous) than in
-torch's ``[out, in]`` layout, which ``F.linear`` multiplies as ``x @ W.T``: 1.3-2.4x for SmolLM2-135M's shapes at
-8 rows, and a whole KV-cached token step of the model 1.2x (``benchmarks/results/decode_layout.md``); for the long
-inputs of a prompt's first pass the two layouts run alike. Inside :meth:`TransposedWeights.active`, every
-``nn.Linear`` of a model computes ``x @ W_t + b``, where ``W_t`` is a cached contiguous copy of ``W.T``: the same
-product up to float rounding.
+While sampling, each linear layer of the policy sees one row per environment (8 by default). For so few rows, torch's
+own ``F.linear`` (MKL, ``x @ W.T`` over the ``[out, in]`` weight) streams the weights far below the memory's rate
+(``benchmarks/results/speed_floor.md``). Inside :meth:`TransposedWeights.active`, every ``nn.Linear`` of a model
+multiplies inputs of at most :data:`SMALL_ROWS` rows by a cached copy of its weight in one of two layouts:
+
+- **packed**, wherever torch has it: oneDNN's own layout for the weight, multiplied by oneDNN (the ``torch.ops.mkldnn``
+  products that torch's compiler uses for frozen float32 linear layers on a CPU), checked once per process against
+  ``F.linear`` and not used where missing or wrong. Faster than the transposed layout from 2 to 16 rows, most of all
+  for the vocabulary head, slower for a single row;
+- **transposed**, for a store made for one row or where oneDNN's products are missing: a contiguous ``[in, out]``
+  copy, ``x @ W_t``, itself faster than torch's layout for few rows.
+
+``benchmarks/results/decode_layout.md`` measures all three, per layer shape and over a whole KV-cached token step.
+Longer inputs (a prompt's first pass) run as they are: there the layouts run alike. Either way the same product up
+to float rounding.
 
 Copies never serve a stale weight: a weight that trains (``requires_grad``) is copied again for every batch of
 episodes (:meth:`TransposedWeights.forget_trainable`, called by :func:`~textgym.agents.lm_rollout.collect` before
@@ -21,30 +29,74 @@ trainable ones again.
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
+log = logging.getLogger(__name__)
+
+SMALL_ROWS = 32
+"""Inputs of at most this many rows (all leading dimensions together) use the copies; longer ones run as they are."""
+
+
+@functools.cache
+def packed_products() -> bool:
+    """Whether this torch multiplies by oneDNN-packed weights, and gets ``F.linear``'s product that way."""
+    try:
+        generator = torch.Generator().manual_seed(0)
+        weight, bias = torch.randn(24, 16, generator=generator), torch.randn(24, generator=generator)
+        x = torch.randn(3, 1, 16, generator=generator)
+        out = _packed_product(x, _pack(weight), bias)
+        return bool(torch.allclose(out, nn.functional.linear(x, weight, bias), atol=1e-4, rtol=1e-4))
+    except (AttributeError, RuntimeError, NotImplementedError) as error:
+        log.info("oneDNN's packed products are not available (%s); sampling with transposed weights.", error)
+        return False
+
+
+def _pack(weight: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 8)
+
+
+def _packed_product(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+
 
 class TransposedWeights:
-    """Cached ``[in, out]`` copies of linear weights, and a context that makes a model's linear layers use them."""
+    """Cached copies of linear weights laid out for few rows, and a context that makes a model's layers use them.
 
-    def __init__(self) -> None:
+    Args:
+        rows: The rows the sampler will run (its envs): for one row the copies are transposed, else packed where
+            :func:`packed_products` holds.
+    """
+
+    def __init__(self, rows: int = 8) -> None:
         self._copies: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}
+        self.packed = rows > 1 and packed_products()
+        """Whether the copies are oneDNN-packed (else transposed): packed for stores made for more than one row."""
         self.builds = 0
         """How many copies were made (a changed weight's copy is made again)."""
         self.on = False
         """Whether installed layers use the copies now (see :meth:`switched_on`)."""
 
-    def transposed(self, weight: torch.Tensor) -> torch.Tensor:
-        """The contiguous ``weight.T``: the cached copy, unless there is none or the weight's version has moved."""
+    def copy(self, weight: torch.Tensor) -> torch.Tensor:
+        """The weight's copy in this store's layout: the cached one, unless there is none or the weight has moved."""
         entry = self._copies.get(id(weight))
         if entry is None or entry[0] is not weight or entry[1] != weight._version:
-            entry = (weight, weight._version, weight.detach().t().contiguous())
+            made = _pack(weight) if self.packed else weight.detach().t().contiguous()
+            entry = (weight, weight._version, made)
             self._copies[id(weight)] = entry
             self.builds += 1
         return entry[2]
+
+    def product(self, x: torch.Tensor, module: nn.Linear) -> torch.Tensor:
+        """``module(x)`` through the copy of its weight."""
+        if self.packed:
+            return _packed_product(x, self.copy(module.weight), module.bias)
+        out = x @ self.copy(module.weight)
+        return out if module.bias is None else out + module.bias
 
     def forget_trainable(self) -> None:
         """Drops the copies of weights that train: they are made again from the weights as they are then."""
@@ -85,20 +137,24 @@ class TransposedWeights:
 
     @contextlib.contextmanager
     def active(self, model: nn.Module) -> Iterator[None]:
-        """Inside it, ``model``'s float32 CPU linear layers multiply by the transposed copies (without gradients)."""
+        """Inside it, ``model``'s float32 CPU linear layers multiply few rows by the copies (without gradients)."""
         with self.installed(model), self.switched_on():
             yield
 
 
 class _TransposedForward:
-    """A linear layer's forward through :class:`TransposedWeights` (plain when switched off or with gradients)."""
+    """A linear layer's forward through :class:`TransposedWeights` (plain when off, with gradients, or long inputs)."""
 
     def __init__(self, weights: TransposedWeights, module: nn.Linear) -> None:
         self.weights, self.module = weights, module
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         module = self.module
-        if not self.weights.on or torch.is_grad_enabled() or x.dtype != torch.float32:
+        if (
+            not self.weights.on
+            or torch.is_grad_enabled()
+            or x.dtype != torch.float32
+            or x.numel() > SMALL_ROWS * x.shape[-1]
+        ):
             return nn.functional.linear(x, module.weight, module.bias)
-        out = x @ self.weights.transposed(module.weight)
-        return out if module.bias is None else out + module.bias
+        return self.weights.product(x, module)

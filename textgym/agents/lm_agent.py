@@ -58,9 +58,10 @@ class LMAgentConfig:
         self_critique: The critic judges with the live policy model (one LM in both roles).
         eval_episodes: Episodes of each evaluation on the eval split (0: no evaluation).
         eval_every: Evaluate every this many iterations (and before the first and after the last).
-        transposed_decode: Sample with a transposed copy of each linear weight when the policy runs in float32 on a
-            CPU (about 1.2x faster token steps at 8 rows; one more copy of the weights in memory; see
-            :mod:`textgym.agents.decode_weights`). The same sampling distribution up to float rounding.
+        transposed_decode: Sample with a copy of each linear weight laid out for few rows (oneDNN's packed layout, or
+            a transposed one) when the policy runs in float32 on a CPU: faster token steps, one more copy of the
+            weights in memory (see :mod:`textgym.agents.decode_weights`). The same sampling distribution up to float
+            rounding.
         share_prompts: Rows that share a prompt run it once: in the sampler's first pass, and in GRPO's and
             RLOO's passes over their groups (one packed row per prompt; see :mod:`textgym.agents.shared_prompts`).
             The same logits up to float rounding.
@@ -147,7 +148,7 @@ class LMAgent:
         self.task = self.envs.get_attr("task")[0].name
         self.vocab = self.envs.single_action_space.n
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.decode = TransposedWeights() if config.transposed_decode else None
+        self.decode = TransposedWeights(config.num_envs) if config.transposed_decode else None
         self.policy_version = 0
         """Moves whenever the policy's weights may change (optimizer steps, loading): a batch sampled at another
         version has stale sampler scores (``Batch.policy_version``)."""
