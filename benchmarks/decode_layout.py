@@ -9,7 +9,8 @@ time, one torch thread):
   prompt's first pass). One weight again and again, so it stays in the caches: the layouts' arithmetic, not the
   memory's (``benchmarks/results/speed_floor.md`` streams every weight).
 - **decode step**: one KV-cached token step of the whole SmolLM2-135M at ``--batch`` rows after a 24-token prompt,
-  plain and inside :meth:`textgym.agents.decode_weights.TransposedWeights.active` with each layout, and the largest
+  plain and inside :meth:`textgym.agents.decode_weights.DecodeWeights.active` with a store made for one row
+  (every weight transposed) and one made for the batch (the sampler's: the larger weights packed), and the largest
   difference of their logits from the plain step's.
 
 Usage: ``python benchmarks/decode_layout.py [--rounds 5] [--batch 8]``
@@ -24,7 +25,8 @@ from collections.abc import Callable
 import torch
 from report import write
 
-from textgym.agents.decode_weights import TransposedWeights, packed_products
+from textgym.agents import decode_weights
+from textgym.agents.decode_weights import DecodeWeights, packed_products
 from textgym.lm_compat import output_cache, with_cache
 from textgym.models import load_causal_lm
 
@@ -57,9 +59,8 @@ def products(rounds: int) -> list[dict]:
     packed = packed_products()
     for name, (out_features, in_features) in SHAPES.items():
         weight = torch.randn(out_features, in_features)
-        layer = torch.nn.Linear(in_features, out_features, bias=False)
-        layer.weight.data = weight
-        transposed, copies = weight.t().contiguous(), TransposedWeights(rows=8)
+        transposed = weight.t().contiguous()
+        packed_weight = decode_weights._pack(weight) if packed else None
         for count in (1, 8, 32, 240):
             x = torch.randn(count, in_features)
             repeat = max(3, int(2e8 / (count * out_features * in_features)))
@@ -68,7 +69,7 @@ def products(rounds: int) -> list[dict]:
                 "transposed": lambda x=x, w=transposed: x @ w,
             }
             if packed:
-                runs["packed"] = lambda x=x, c=copies, m=layer: c.product(x, m)
+                runs["packed"] = lambda x=x, p=packed_weight: decode_weights._packed_product(x, p, None)
             ms = best_ms(runs, rounds, repeat)
             rows.append(
                 {
@@ -90,7 +91,7 @@ def decode_step(rounds: int, batch: int) -> dict:
     prompt = torch.randint(0, model.config.vocab_size, (batch, 24), generator=generator)
     token = torch.randint(0, model.config.vocab_size, (batch, 1), generator=generator)
     cache = output_cache(model(input_ids=prompt, use_cache=True))
-    layouts = {"transposed": TransposedWeights(rows=1), "packed": TransposedWeights(rows=batch)}
+    layouts = {"transposed": DecodeWeights(rows=1), "packed": DecodeWeights(rows=batch)}
     if not layouts["packed"].packed:
         del layouts["packed"]
 
@@ -131,11 +132,13 @@ def main() -> None:
         "decode_layout",
         rows,
         notes="plain: torch's nn.Linear (F.linear with the [out, in] weight); transposed: x @ W_t with a contiguous "
-        "[in, out] copy; packed: oneDNN's product with its packed copy of the weight (torch.ops.mkldnn), what "
-        "textgym's sampler runs for more than one row where torch has it (textgym/agents/decode_weights.py). Best of "
+        "[in, out] copy; packed: oneDNN's product with its packed copy of the weight (torch.ops.mkldnn). textgym's "
+        "sampler runs the packed layout for weights of 2^19 elements or more and the transposed one for smaller "
+        "weights, for more than one row where torch has oneDNN's products (textgym/agents/decode_weights.py). Best of "
         "the rounds, the layouts taking turns in each, process CPU ms per call, one torch thread. Products: one weight "
         "again and again (it stays in the caches). The decode step starts from the same prompt cache every call (the "
-        "cache is cropped back after each step); every linear layer of its 8-row step uses the layout.",
+        "cache is cropped back after each step); its transposed and packed columns are the sampler's two stores: made "
+        "for one row (every weight transposed) and for the batch's rows (the sampler's own).",
     )
 
 

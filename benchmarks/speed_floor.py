@@ -10,8 +10,9 @@ process tree, one torch thread each, it measures:
 - **textgym's agents** on the TRL comparison's settings (SmolLM2-135M fp32, sentiment, 8 completions of 20 new
   tokens a step, kl 0.05, lr 3e-5 constant, their own defaults otherwise, trust region included): process CPU
   seconds per iteration of each part (sampling, the reward scorer, the update), then one more iteration under
-  torch's ``FlopCounterMode`` for the floating-point operations of each part and a count of the sampler's
-  one-token passes;
+  torch's ``FlopCounterMode`` for the floating-point operations of each part (sampling with torch's own products
+  there, which the counter sees; the sampler's oneDNN products do the same arithmetic) and a count of the
+  sampler's one-token passes;
 - **TRL's GRPOTrainer** on the same settings: CPU seconds per step of 8 completions (the comparison's own child).
 
 A part's floor is the most its arithmetic allows: its operations at the peak product rate, and for sampling at least
@@ -48,7 +49,7 @@ def machine(model_name: str) -> dict[str, float]:
     import torch
     from torch import nn
 
-    from textgym.agents.decode_weights import TransposedWeights
+    from textgym.agents.decode_weights import DecodeWeights
     from textgym.models import load_causal_lm
 
     torch.set_num_threads(1)
@@ -77,7 +78,7 @@ def machine(model_name: str) -> dict[str, float]:
     # (MKL over the [out, in] weight), a transposed copy (MKL), oneDNN's packed copy (what the sampler runs where
     # torch has it), numpy's OpenBLAS; and one row, a matrix-vector product.
     transposed = {id(m): m.weight.detach().t().contiguous() for m in layers}
-    packed = TransposedWeights(rows=8)
+    packed = DecodeWeights(rows=8)
     arrays = {id(m): transposed[id(m)].numpy() for m in layers}
     rates = {
         "peak_gflops": peak,
@@ -145,6 +146,7 @@ def measure(name: str, iterations: int, model_name: str) -> dict:
     for _ in range(iterations):
         agent.step()
     counting["on"] = True
+    agent.decode = None  # the counter sees torch's own products only, not the sampler's oneDNN ones: same arithmetic
     agent.step()
     seconds = {
         "sampling": (clocks["rollout"] - clocks["scoring"]) / iterations,

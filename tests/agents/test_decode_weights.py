@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from textgym.agents import decode_weights
-from textgym.agents.decode_weights import SMALL_ROWS, TransposedWeights, packed_products
+from textgym.agents.decode_weights import PACKED_MIN_SIZE, SMALL_ROWS, DecodeWeights, packed_products
 from textgym.agents.grpo import GRPO, GRPOConfig
 from textgym.lm_compat import output_cache, with_cache
 from textgym.models import load_causal_lm
@@ -24,7 +24,7 @@ def test_a_cached_decode_step_inside_active_gives_the_plain_logits_and_the_layer
     first = model(input_ids=ids, use_cache=True)
     step = {"input_ids": torch.tensor([[4], [6]]), "use_cache": True}
     plain = model(**step, **with_cache(model, output_cache(model(input_ids=ids, use_cache=True)))).logits
-    weights = TransposedWeights()
+    weights = DecodeWeights()
     linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
     with weights.active(model):
         assert set(map(id, patched(model))) == set(map(id, linears))
@@ -36,7 +36,7 @@ def test_a_cached_decode_step_inside_active_gives_the_plain_logits_and_the_layer
 
 def test_a_trained_weight_is_copied_again_after_forget_trainable_and_a_frozen_one_when_written_in_place():
     layer, frozen = nn.Linear(4, 3), nn.Linear(4, 3).requires_grad_(False)
-    weights = TransposedWeights(rows=1)  # the transposed layout, whose copies compare with the weights directly
+    weights = DecodeWeights(rows=1)  # the transposed layout, whose copies compare with the weights directly
     assert not weights.packed
     first = weights.copy(layer.weight)
     assert first.is_contiguous() and torch.equal(first, layer.weight.T)
@@ -57,14 +57,18 @@ def test_a_trained_weight_is_copied_again_after_forget_trainable_and_a_frozen_on
 @pytest.mark.skipif(not packed_products(), reason="this torch has no oneDNN packed products")
 @torch.no_grad()
 def test_packed_copies_give_the_layers_products_and_follow_a_trained_weight():
-    layer = nn.Linear(16, 24)
-    weights = TransposedWeights(rows=8)
+    large, small = nn.Linear(512, PACKED_MIN_SIZE // 512), nn.Linear(16, 24)
+    weights = DecodeWeights(rows=8)
     assert weights.packed
-    x = torch.randn(8, 1, 16)
-    torch.testing.assert_close(weights.product(x, layer), layer(x), atol=1e-5, rtol=1e-5)
-    layer.weight.add_(1.0)  # a step written in place: the copy is made again
-    torch.testing.assert_close(weights.product(x, layer), layer(x), atol=1e-5, rtol=1e-5)
-    assert weights.builds == 2
+    for layer in (large, small):
+        x = torch.randn(8, 1, layer.in_features)
+        torch.testing.assert_close(weights.product(x, layer), layer(x), atol=1e-4, rtol=1e-4)
+    assert weights.copy(large.weight).is_mkldnn  # oneDNN's layout
+    assert torch.equal(weights.copy(small.weight), small.weight.T)  # a small weight stays transposed
+    large.weight.add_(1.0)  # a step written in place: the copy is made again
+    x = torch.randn(8, 1, large.in_features)
+    torch.testing.assert_close(weights.product(x, large), large(x), atol=1e-4, rtol=1e-4)
+    assert weights.builds == 3
 
 
 def test_without_working_packed_products_a_store_keeps_the_transposed_layout(monkeypatch):
@@ -80,13 +84,13 @@ def test_without_working_packed_products_a_store_keeps_the_transposed_layout(mon
     monkeypatch.setattr(decode_weights, "_pack", missing)
     assert not decode_weights.packed_products.__wrapped__()
     monkeypatch.setattr(decode_weights, "packed_products", lambda: False)
-    assert not TransposedWeights(rows=8).packed
+    assert not DecodeWeights(rows=8).packed
 
 
 @torch.no_grad()
 def test_long_inputs_run_as_they_are():
     layer = nn.Linear(4, 3)
-    weights = TransposedWeights()
+    weights = DecodeWeights()
     with weights.active(layer):
         few = layer(torch.ones(SMALL_ROWS, 4))
         assert weights.builds == 1
@@ -97,7 +101,7 @@ def test_long_inputs_run_as_they_are():
 
 def test_with_gradients_on_the_layers_run_as_they_are():
     layer = nn.Linear(4, 3)
-    weights = TransposedWeights()
+    weights = DecodeWeights()
     with weights.active(layer):
         out = layer(torch.ones(2, 4))
     out.sum().backward()
@@ -125,7 +129,7 @@ def test_the_agent_samples_the_same_tokens_with_and_without_and_refreshes_only_w
 
 def test_installed_layers_run_as_they_are_until_switched_on():
     layer, x = nn.Linear(4, 3), torch.ones(2, 4)
-    weights = TransposedWeights()
+    weights = DecodeWeights()
     with torch.no_grad(), weights.installed(layer):
         assert "forward" in vars(layer)
         plain = layer(x)

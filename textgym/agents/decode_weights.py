@@ -2,22 +2,23 @@
 
 While sampling, each linear layer of the policy sees one row per environment (8 by default). For so few rows, torch's
 own ``F.linear`` (MKL, ``x @ W.T`` over the ``[out, in]`` weight) streams the weights far below the memory's rate
-(``benchmarks/results/speed_floor.md``). Inside :meth:`TransposedWeights.active`, every ``nn.Linear`` of a model
+(``benchmarks/results/speed_floor.md``). Inside :meth:`DecodeWeights.active`, every ``nn.Linear`` of a model
 multiplies inputs of at most :data:`SMALL_ROWS` rows by a cached copy of its weight in one of two layouts:
 
-- **packed**, wherever torch has it: oneDNN's own layout for the weight, multiplied by oneDNN (the ``torch.ops.mkldnn``
-  products that torch's compiler uses for frozen float32 linear layers on a CPU), checked once per process against
-  ``F.linear`` and not used where missing or wrong. Faster than the transposed layout from 2 to 16 rows, most of all
-  for the vocabulary head, slower for a single row;
-- **transposed**, for a store made for one row or where oneDNN's products are missing: a contiguous ``[in, out]``
-  copy, ``x @ W_t``, itself faster than torch's layout for few rows.
+- **packed**, for the larger weights wherever torch has it: oneDNN's own layout for the weight, multiplied by oneDNN
+  (the ``torch.ops.mkldnn`` products that torch's compiler uses for frozen float32 linear layers on a CPU), checked
+  once per process against ``F.linear`` and not used where missing or wrong. Faster than the transposed layout from
+  2 to 16 rows for weights of :data:`PACKED_MIN_SIZE` elements or more, most of all for the vocabulary head; slower
+  for a single row and for small weights;
+- **transposed**, for the small weights, for a store made for one row and where oneDNN's products are missing: a
+  contiguous ``[in, out]`` copy, ``x @ W_t``, itself faster than torch's layout for few rows.
 
 ``benchmarks/results/decode_layout.md`` measures all three, per layer shape and over a whole KV-cached token step.
 Longer inputs (a prompt's first pass) run as they are: there the layouts run alike. Either way the same product up
 to float rounding.
 
 Copies never serve a stale weight: a weight that trains (``requires_grad``) is copied again for every batch of
-episodes (:meth:`TransposedWeights.forget_trainable`, called by :func:`~textgym.agents.lm_rollout.collect` before
+episodes (:meth:`DecodeWeights.forget_trainable`, called by :func:`~textgym.agents.lm_rollout.collect` before
 it samples), because torch's fused optimizers write weights without moving their version counter; a frozen
 weight's copy is kept and made again only if the weight is written in place (its version counter moves). With
 gradients on, or for weights that are not float32 on the CPU, the layers run as they are. The cost is one more copy
@@ -40,6 +41,11 @@ log = logging.getLogger(__name__)
 
 SMALL_ROWS = 32
 """Inputs of at most this many rows (all leading dimensions together) use the copies; longer ones run as they are."""
+
+PACKED_MIN_SIZE = 2**19
+"""Weights of fewer elements stay transposed in a packed store: for SmolLM2's attention projections (576 x 576 and
+192 x 576) oneDNN's cost per call outweighs its faster product at 8 rows; from its MLP weights (1536 x 576) up, the
+packed product wins (``benchmarks/results/decode_layout.md``)."""
 
 
 @functools.cache
@@ -64,7 +70,7 @@ def _packed_product(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | 
     return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
 
 
-class TransposedWeights:
+class DecodeWeights:
     """Cached copies of linear weights laid out for few rows, and a context that makes a model's layers use them.
 
     Args:
@@ -75,7 +81,8 @@ class TransposedWeights:
     def __init__(self, rows: int = 8) -> None:
         self._copies: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}
         self.packed = rows > 1 and packed_products()
-        """Whether the copies are oneDNN-packed (else transposed): packed for stores made for more than one row."""
+        """Whether the copies of weights of :data:`PACKED_MIN_SIZE` elements or more are oneDNN-packed (else all are
+        transposed): packed for stores made for more than one row."""
         self.builds = 0
         """How many copies were made (a changed weight's copy is made again)."""
         self.on = False
@@ -85,15 +92,18 @@ class TransposedWeights:
         """The weight's copy in this store's layout: the cached one, unless there is none or the weight has moved."""
         entry = self._copies.get(id(weight))
         if entry is None or entry[0] is not weight or entry[1] != weight._version:
-            made = _pack(weight) if self.packed else weight.detach().t().contiguous()
+            made = _pack(weight) if self._packs(weight) else weight.detach().t().contiguous()
             entry = (weight, weight._version, made)
             self._copies[id(weight)] = entry
             self.builds += 1
         return entry[2]
 
+    def _packs(self, weight: torch.Tensor) -> bool:
+        return self.packed and weight.numel() >= PACKED_MIN_SIZE
+
     def product(self, x: torch.Tensor, module: nn.Linear) -> torch.Tensor:
         """``module(x)`` through the copy of its weight."""
-        if self.packed:
+        if self._packs(module.weight):
             return _packed_product(x, self.copy(module.weight), module.bias)
         out = x @ self.copy(module.weight)
         return out if module.bias is None else out + module.bias
@@ -119,7 +129,7 @@ class TransposedWeights:
             and "forward" not in vars(module)
         ]
         for module in layers:  # the instance's own attribute, without nn.Module.__setattr__'s checks
-            vars(module)["forward"] = _TransposedForward(self, module)
+            vars(module)["forward"] = _DecodeForward(self, module)
         try:
             yield
         finally:
@@ -142,10 +152,10 @@ class TransposedWeights:
             yield
 
 
-class _TransposedForward:
-    """A linear layer's forward through :class:`TransposedWeights` (plain when off, with gradients, or long inputs)."""
+class _DecodeForward:
+    """A linear layer's forward through :class:`DecodeWeights` (plain when off, with gradients, or long inputs)."""
 
-    def __init__(self, weights: TransposedWeights, module: nn.Linear) -> None:
+    def __init__(self, weights: DecodeWeights, module: nn.Linear) -> None:
         self.weights, self.module = weights, module
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import textgym  # noqa: F401  (registers the ids)
-from textgym.agents.decode_weights import TransposedWeights
+from textgym.agents.decode_weights import DecodeWeights
 from textgym.agents.kl_control import KLController, StepGuard
 from textgym.agents.lm_eval import evaluate_lm, make_eval_envs
 from textgym.agents.lm_policy import SharedTrunk, build_policy, reference_logits, token_entropy, token_logprobs
@@ -148,7 +148,7 @@ class LMAgent:
         self.task = self.envs.get_attr("task")[0].name
         self.vocab = self.envs.single_action_space.n
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.decode = TransposedWeights(config.num_envs) if config.transposed_decode else None
+        self.decode = DecodeWeights(config.num_envs) if config.transposed_decode else None
         self.policy_version = 0
         """Moves whenever the policy's weights may change (optimizer steps, loading): a batch sampled at another
         version has stale sampler scores (``Batch.policy_version``)."""

@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from textgym.agents.decode_weights import TransposedWeights
+from textgym.agents.decode_weights import DecodeWeights
 from textgym.agents.lm_policy import SharedTrunk, reference_logits, token_logprobs
 from textgym.agents.lm_rollout import collect
 from textgym.envs.registration import with_reward
@@ -50,7 +50,7 @@ def evaluate_lm(
     top_k: int = 0,
     top_p: float = 1.0,
     trunk: SharedTrunk | None = None,
-    decode: TransposedWeights | None = None,
+    decode: DecodeWeights | None = None,
     share_prompts: bool = True,
 ) -> dict[str, Any]:
     """Samples ``episodes`` completions of the eval prompts; their mean extrinsic reward and KL to ``reference``.

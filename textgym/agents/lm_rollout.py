@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from textgym.agents.decode_weights import TransposedWeights
+from textgym.agents.decode_weights import DecodeWeights
 from textgym.agents.lm_policy import SharedTrunk, filter_logits
 from textgym.left_padding import positions, shared_rows
 from textgym.lm_compat import output_cache, select_rows, with_cache
@@ -126,7 +126,7 @@ def collect(
     credit_token_rewards: bool = True,
     options: dict[str, Any] | None = None,
     trunk: SharedTrunk | None = None,
-    decode: TransposedWeights | None = None,
+    decode: DecodeWeights | None = None,
     share_prompts: bool = True,
     behaviour: bool = False,
 ) -> Batch:
