@@ -10,7 +10,7 @@ time, one torch thread):
   memory's (``benchmarks/results/speed_floor.md`` streams every weight).
 - **decode step**: one KV-cached token step of the whole SmolLM2-135M at ``--batch`` rows after a 24-token prompt,
   plain and inside :meth:`textgym.agents.decode_weights.DecodeWeights.active` with a store made for one row
-  (every weight transposed) and one made for the batch (the sampler's: the larger weights packed), and the largest
+  (every weight transposed) and one made for the batch (the sampler's: every weight packed), and the largest
   difference of their logits from the plain step's.
 
 Usage: ``python benchmarks/decode_layout.py [--rounds 5] [--batch 8]``
@@ -132,13 +132,12 @@ def main() -> None:
         "decode_layout",
         rows,
         notes="plain: torch's nn.Linear (F.linear with the [out, in] weight); transposed: x @ W_t with a contiguous "
-        "[in, out] copy; packed: oneDNN's product with its packed copy of the weight (torch.ops.mkldnn). textgym's "
-        "sampler runs the packed layout for weights of 2^19 elements or more and the transposed one for smaller "
-        "weights, for more than one row where torch has oneDNN's products (textgym/agents/decode_weights.py). Best of "
+        "[in, out] copy; packed: oneDNN's product with its packed copy of the weight (torch.ops.mkldnn), what "
+        "textgym's sampler runs for more than one row where torch has it (textgym/agents/decode_weights.py). Best of "
         "the rounds, the layouts taking turns in each, process CPU ms per call, one torch thread. Products: one weight "
         "again and again (it stays in the caches). The decode step starts from the same prompt cache every call (the "
         "cache is cropped back after each step); its transposed and packed columns are the sampler's two stores: made "
-        "for one row (every weight transposed) and for the batch's rows (the sampler's own).",
+        "for one row (every weight transposed) and for the batch's rows (every weight packed).",
     )
 
 

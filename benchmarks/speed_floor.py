@@ -257,7 +257,9 @@ def main() -> None:
         f"TRL GRPO: {args.trl_completions} completions in the TRL comparison's child. floor s = the part's counted "
         "operations at the peak rate (sampling: at least its one-token passes x the weights' bytes at the memory "
         "read rate); target = TRL GRPO's CPU-s per step / 1.5 (issue 10's bar): a total floor above it means no "
-        "implementation of that algorithm at these settings reaches the bar on this machine.",
+        "implementation of that algorithm at these settings reaches the bar on this machine. The counted iteration is "
+        "one iteration: where LM-PPO's trust region stops its epochs early there and not in the timed ones (or the "
+        "other way round), its update's GFLOP and floor are for fewer (more) steps than its measured time.",
     )
 
 

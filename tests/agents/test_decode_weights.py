@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from textgym.agents import decode_weights
-from textgym.agents.decode_weights import PACKED_MIN_SIZE, SMALL_ROWS, DecodeWeights, packed_products
+from textgym.agents.decode_weights import SMALL_ROWS, DecodeWeights, packed_products
 from textgym.agents.grpo import GRPO, GRPOConfig
 from textgym.lm_compat import output_cache, with_cache
 from textgym.models import load_causal_lm
@@ -57,18 +57,15 @@ def test_a_trained_weight_is_copied_again_after_forget_trainable_and_a_frozen_on
 @pytest.mark.skipif(not packed_products(), reason="this torch has no oneDNN packed products")
 @torch.no_grad()
 def test_packed_copies_give_the_layers_products_and_follow_a_trained_weight():
-    large, small = nn.Linear(512, PACKED_MIN_SIZE // 512), nn.Linear(16, 24)
+    layer = nn.Linear(16, 24)
     weights = DecodeWeights(rows=8)
     assert weights.packed
-    for layer in (large, small):
-        x = torch.randn(8, 1, layer.in_features)
-        torch.testing.assert_close(weights.product(x, layer), layer(x), atol=1e-4, rtol=1e-4)
-    assert weights.copy(large.weight).is_mkldnn  # oneDNN's layout
-    assert torch.equal(weights.copy(small.weight), small.weight.T)  # a small weight stays transposed
-    large.weight.add_(1.0)  # a step written in place: the copy is made again
-    x = torch.randn(8, 1, large.in_features)
-    torch.testing.assert_close(weights.product(x, large), large(x), atol=1e-4, rtol=1e-4)
-    assert weights.builds == 3
+    x = torch.randn(8, 1, 16)
+    torch.testing.assert_close(weights.product(x, layer), layer(x), atol=1e-5, rtol=1e-5)
+    assert weights.copy(layer.weight).is_mkldnn  # oneDNN's layout
+    layer.weight.add_(1.0)  # a step written in place: the copy is made again
+    torch.testing.assert_close(weights.product(x, layer), layer(x), atol=1e-5, rtol=1e-5)
+    assert weights.builds == 2
 
 
 def test_without_working_packed_products_a_store_keeps_the_transposed_layout(monkeypatch):

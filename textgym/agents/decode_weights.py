@@ -5,13 +5,13 @@ own ``F.linear`` (MKL, ``x @ W.T`` over the ``[out, in]`` weight) streams the we
 (``benchmarks/results/speed_floor.md``). Inside :meth:`DecodeWeights.active`, every ``nn.Linear`` of a model
 multiplies inputs of at most :data:`SMALL_ROWS` rows by a cached copy of its weight in one of two layouts:
 
-- **packed**, for the larger weights wherever torch has it: oneDNN's own layout for the weight, multiplied by oneDNN
-  (the ``torch.ops.mkldnn`` products that torch's compiler uses for frozen float32 linear layers on a CPU), checked
-  once per process against ``F.linear`` and not used where missing or wrong. Faster than the transposed layout from
-  2 to 16 rows for weights of :data:`PACKED_MIN_SIZE` elements or more, most of all for the vocabulary head; slower
-  for a single row and for small weights;
-- **transposed**, for the small weights, for a store made for one row and where oneDNN's products are missing: a
-  contiguous ``[in, out]`` copy, ``x @ W_t``, itself faster than torch's layout for few rows.
+- **packed**, wherever torch has it: oneDNN's own layout for the weight, multiplied by oneDNN (the ``torch.ops.mkldnn``
+  products that torch's compiler uses for frozen float32 linear layers on a CPU), checked once per process against
+  ``F.linear`` and not used where missing or wrong. Over a whole token step at 8 rows faster than the transposed
+  layout, most of all for the vocabulary head (for SmolLM2's small attention projections alone it is not); slower
+  for a single row;
+- **transposed**, for a store made for one row or where oneDNN's products are missing: a contiguous ``[in, out]``
+  copy, ``x @ W_t``, itself faster than torch's layout for few rows.
 
 ``benchmarks/results/decode_layout.md`` measures all three, per layer shape and over a whole KV-cached token step.
 Longer inputs (a prompt's first pass) run as they are: there the layouts run alike. Either way the same product up
@@ -41,11 +41,6 @@ log = logging.getLogger(__name__)
 
 SMALL_ROWS = 32
 """Inputs of at most this many rows (all leading dimensions together) use the copies; longer ones run as they are."""
-
-PACKED_MIN_SIZE = 2**19
-"""Weights of fewer elements stay transposed in a packed store: for SmolLM2's attention projections (576 x 576 and
-192 x 576) oneDNN's cost per call outweighs its faster product at 8 rows; from its MLP weights (1536 x 576) up, the
-packed product wins (``benchmarks/results/decode_layout.md``)."""
 
 
 @functools.cache
@@ -81,8 +76,7 @@ class DecodeWeights:
     def __init__(self, rows: int = 8) -> None:
         self._copies: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}
         self.packed = rows > 1 and packed_products()
-        """Whether the copies of weights of :data:`PACKED_MIN_SIZE` elements or more are oneDNN-packed (else all are
-        transposed): packed for stores made for more than one row."""
+        """Whether the copies are oneDNN-packed (else transposed): packed for stores made for more than one row."""
         self.builds = 0
         """How many copies were made (a changed weight's copy is made again)."""
         self.on = False
@@ -92,18 +86,15 @@ class DecodeWeights:
         """The weight's copy in this store's layout: the cached one, unless there is none or the weight has moved."""
         entry = self._copies.get(id(weight))
         if entry is None or entry[0] is not weight or entry[1] != weight._version:
-            made = _pack(weight) if self._packs(weight) else weight.detach().t().contiguous()
+            made = _pack(weight) if self.packed else weight.detach().t().contiguous()
             entry = (weight, weight._version, made)
             self._copies[id(weight)] = entry
             self.builds += 1
         return entry[2]
 
-    def _packs(self, weight: torch.Tensor) -> bool:
-        return self.packed and weight.numel() >= PACKED_MIN_SIZE
-
     def product(self, x: torch.Tensor, module: nn.Linear) -> torch.Tensor:
         """``module(x)`` through the copy of its weight."""
-        if self._packs(module.weight):
+        if self.packed:
             return _packed_product(x, self.copy(module.weight), module.bias)
         out = x @ self.copy(module.weight)
         return out if module.bias is None else out + module.bias
