@@ -67,7 +67,7 @@ def evaluate_lm(
         top_k: Top-k sampling (0: off).
         top_p: Nucleus sampling (1: off).
         trunk: The layers ``lm`` shares with ``reference`` (their output is then computed once).
-        decode: Transposed weight copies for the sampler (see :func:`~textgym.agents.lm_rollout.collect`).
+        decode: Weight copies for the sampler (see :func:`~textgym.agents.lm_rollout.collect`).
         share_prompts: Run the sampler's first pass once per distinct prompt (see ``collect``).
     """
     generator = torch.Generator().manual_seed(EVAL_SEED)

@@ -148,7 +148,7 @@ def collect(
             does. Shares that do not sum to the return are not credited (logged).
         options: Reset options (e.g. ``{"prompt_index": [...]}``, one prompt per row).
         trunk: Record the shared frozen layers' output while sampling (``Batch.trunk``), so later passes skip them.
-        decode: Run the sampler's forward passes with these transposed weight copies (faster on a CPU, see
+        decode: Run the sampler's forward passes with these weight copies laid out for few rows (faster on a CPU, see
             :mod:`textgym.agents.decode_weights`); the env's scorer and critic run as they are.
         share_prompts: Run the first pass once per distinct prompt and copy its cache, logits and trunk states to
             the rows that repeat it (a group agent's batch; see :mod:`textgym.agents.shared_prompts`). The same
@@ -182,7 +182,7 @@ def collect(
     )
 
     chunks: list[torch.Tensor] = []
-    installed = contextlib.ExitStack()  # the transposed layers stay in place, switched on for the sampler's passes
+    installed = contextlib.ExitStack()  # the decode layers stay in place, switched on for the sampler's passes
     if decode is not None:
         decode.forget_trainable()  # the policy may have trained since the last batch
         installed.enter_context(decode.installed(model))
