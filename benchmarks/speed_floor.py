@@ -4,9 +4,10 @@
 process tree, one torch thread each, it measures:
 
 - **the machine**: the peak float32 product rate (a 1024 x 576 by 576 x 1536 product, best of
-  several), the memory read rate (a sum over 0.5 GB), and the rate at which the sampler's own products stream the
-  policy's weights (8 rows through every linear layer of the model, multiplied as the sampler does, by the
-  transposed copies of :mod:`textgym.agents.decode_weights`);
+  several), the memory read rate (a sum over 0.5 GB), and the rate at which 8-row products (a sampling step's)
+  through every linear layer of the model stream the policy's weights, by each kernel at hand: torch's
+  ``F.linear``, a transposed copy, oneDNN's packed copy (the sampler's, :mod:`textgym.agents.decode_weights`),
+  numpy's OpenBLAS, and one row;
 - **textgym's agents** on the TRL comparison's settings (SmolLM2-135M fp32, sentiment, 8 completions of 20 new
   tokens a step, kl 0.05, lr 3e-5 constant, their own defaults otherwise, trust region included): process CPU
   seconds per iteration of each part (sampling, the reward scorer, the update), then one more iteration under
@@ -118,16 +119,16 @@ def measure(name: str, iterations: int, model_name: str) -> dict:
 
     def timed(part, function):
         def wrapper(*args, **kwargs):
+            if counting["on"]:
+                with FlopCounterMode(display=False) as counter:
+                    result = function(*args, **kwargs)
+                flops[part] += counter.get_total_flops()
+                return result
             start = time.process_time()
-            if not counting["on"]:
-                try:
-                    return function(*args, **kwargs)
-                finally:
-                    clocks[part] += time.process_time() - start
-            with FlopCounterMode(display=False) as counter:
-                result = function(*args, **kwargs)
-            flops[part] += counter.get_total_flops()
-            return result
+            try:
+                return function(*args, **kwargs)
+            finally:
+                clocks[part] += time.process_time() - start
 
         return wrapper
 
@@ -162,8 +163,10 @@ def measure(name: str, iterations: int, model_name: str) -> dict:
 
 
 def trl_seconds(completions: int, model_name: str) -> dict:
-    """TRL GRPO's CPU-s per step of 8 completions, run by the TRL comparison's own child on the same settings."""
-    sys.path.insert(0, str(HERE))
+    """TRL GRPO's CPU-s per step of 8 completions, run by the TRL comparison's own child on the same settings.
+
+    Needs ``benchmarks/`` on ``sys.path`` (``main`` puts it there).
+    """
     from trl_comparison import Settings, run_variant
 
     s = Settings(

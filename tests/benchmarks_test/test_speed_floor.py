@@ -13,7 +13,7 @@ spec = importlib.util.spec_from_file_location("speed_floor", PATH)
 bench = sys.modules.setdefault("speed_floor", importlib.util.module_from_spec(spec))
 spec.loader.exec_module(bench)
 
-RATES = {"peak_gflops": 50.0, "read_gbs": 10.0, "stream_gbs": 5.0, "weight_gb": 0.5}
+RATES = {"peak_gflops": 50.0, "read_gbs": 10.0, "weight_gb": 0.5}
 
 
 def test_each_part_costs_its_operations_at_the_peak_rate():
